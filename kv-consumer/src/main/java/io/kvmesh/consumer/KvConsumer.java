@@ -1,0 +1,202 @@
+package io.kvmesh.consumer;
+
+import com.rabbitmq.client.AMQP;
+import com.rabbitmq.client.Channel;
+import com.rabbitmq.client.Connection;
+import com.rabbitmq.client.DefaultConsumer;
+import com.rabbitmq.client.Envelope;
+import io.kvmesh.consumer.apply.AfterCommit;
+import io.kvmesh.consumer.apply.BatchApplier;
+import io.kvmesh.consumer.apply.CacheUpdater;
+import io.kvmesh.consumer.apply.Delivery;
+import io.kvmesh.consumer.apply.PartitionWorker;
+import io.kvmesh.consumer.config.ConsumerConfig;
+import io.kvmesh.core.cache.KvCache;
+import io.kvmesh.core.queue.AmqpConnections;
+import io.kvmesh.core.queue.QueueTopology;
+import io.kvmesh.core.store.Database;
+import io.kvmesh.core.store.KvStore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The kv-consumer process: consumes every partition queue (the broker makes one consumer per queue active, the others
+ * standby), hands each queue's deliveries to that partition's worker, and reconnects after a broker outage. A
+ * supervisor thread re-opens the connection or a single partition's channel whenever one closes.
+ */
+public final class KvConsumer implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(KvConsumer.class);
+
+    private final ConsumerConfig config;
+    private final Database database;
+    private final KvCache cache;
+    private final CacheUpdater cacheUpdater;
+    private final AmqpConnections connections;
+    private final QueueTopology topology;
+    private final PartitionWorker[] workers;
+    private final List<Thread> threads = new ArrayList<>();
+    private final Channel[] channels;
+    private final Thread supervisor;
+    private volatile boolean running = true;
+    private volatile Connection connection;
+
+    private KvConsumer(ConsumerConfig config, AfterCommit afterCommit) {
+        this.config = config;
+        this.database = Database.open(config.postgres(), config.startupTimeout());
+        this.cache = new KvCache(config.redis());
+        Clock clock = Clock.systemUTC();
+        this.cacheUpdater = new CacheUpdater(cache, clock, config.redis().timeout().multipliedBy(2), config.cacheRetry());
+        this.connections = new AmqpConnections(config.amqp());
+        this.topology = new QueueTopology(config.amqp());
+        BatchApplier applier = new BatchApplier(new KvStore(database.jdbi()));
+        int partitions = config.amqp().partitions();
+        this.workers = new PartitionWorker[partitions];
+        this.channels = new Channel[partitions];
+        for (int p = 0; p < partitions; p++) {
+            workers[p] = new PartitionWorker(p, applier, cacheUpdater, afterCommit, clock, config.batchSize(),
+                    config.retryBackoffMax());
+        }
+        this.supervisor = Thread.ofPlatform().name("kv-consumer-supervisor").daemon(true).unstarted(this::supervise);
+    }
+
+    /** The one wiring used by {@code main} and the tests. */
+    public static KvConsumer create(ConsumerConfig config, AfterCommit afterCommit) {
+        return new KvConsumer(config, afterCommit);
+    }
+
+    public KvConsumer start() {
+        for (int p = 0; p < workers.length; p++) {
+            Thread t = Thread.ofPlatform().name("kv-apply-" + p).daemon(true).start(workers[p]);
+            threads.add(t);
+        }
+        supervisor.start();
+        return this;
+    }
+
+    /** Whether the consumer is connected and consuming every partition queue (active or standby). */
+    public boolean isConsuming() {
+        Connection c = connection;
+        if (c == null || !c.isOpen()) {
+            return false;
+        }
+        synchronized (channels) {
+            for (Channel ch : channels) {
+                if (ch == null || !ch.isOpen()) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    /** Operations applied by this process so far (duplicates excluded). */
+    public long appliedCount() {
+        long n = 0;
+        for (PartitionWorker w : workers) {
+            n += w.appliedCount();
+        }
+        return n;
+    }
+
+    public int cacheBacklog() {
+        return cacheUpdater.backlogSize();
+    }
+
+    private void supervise() {
+        long backoff = 200;
+        while (running) {
+            try {
+                Connection c = connection;
+                if (c == null || !c.isOpen()) {
+                    c = connections.open("kv-consumer");
+                    try (Channel ch = c.createChannel()) {
+                        topology.declare(ch);
+                    }
+                    connection = c;
+                    log.info("connected to the broker; consuming {} partition queues", workers.length);
+                }
+                for (int p = 0; p < workers.length; p++) {
+                    synchronized (channels) {
+                        if (channels[p] == null || !channels[p].isOpen()) {
+                            channels[p] = subscribe(c, p);
+                        }
+                    }
+                }
+                backoff = 200;
+                TimeUnit.MILLISECONDS.sleep(250);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            } catch (Exception e) {
+                if (!running) {
+                    return;
+                }
+                log.warn("broker unavailable, retrying in {} ms: {}", backoff, e.toString());
+                try {
+                    TimeUnit.MILLISECONDS.sleep(backoff);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+                backoff = Math.min(backoff * 2, 5_000);
+            }
+        }
+    }
+
+    private Channel subscribe(Connection c, int partition) throws IOException {
+        Channel ch = c.createChannel();
+        ch.basicQos(config.prefetch());
+        PartitionWorker worker = workers[partition];
+        ch.basicConsume(topology.partitionQueue(partition), false, new DefaultConsumer(ch) {
+            @Override
+            public void handleDelivery(String consumerTag, Envelope envelope, AMQP.BasicProperties properties,
+                                       byte[] body) {
+                worker.offer(new Delivery(getChannel(), envelope.getDeliveryTag(), body, envelope.isRedeliver()));
+            }
+        });
+        return ch;
+    }
+
+    /** Stops consuming (unacknowledged deliveries go back to the broker), then the workers, cache and database. */
+    @Override
+    public void close() {
+        running = false;
+        supervisor.interrupt();
+        Connection c = connection;
+        if (c != null && c.isOpen()) {
+            try {
+                c.close(5_000);
+            } catch (IOException | RuntimeException e) {
+                log.debug("closing broker connection", e);
+            }
+        }
+        for (PartitionWorker w : workers) {
+            w.stop();
+        }
+        for (Thread t : threads) {
+            try {
+                t.join(5_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        cacheUpdater.close();
+        cache.close();
+        database.close();
+        log.info("kv-consumer stopped");
+    }
+
+    /** Simulates a crash for fault-injection tests: drops the broker connection without closing it cleanly. */
+    public void abortBrokerConnection() {
+        Connection c = connection;
+        if (c != null) {
+            c.abort();
+        }
+    }
+}

@@ -1,0 +1,107 @@
+package io.kvmesh.consumer.apply;
+
+import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.store.KvStore;
+import io.kvmesh.core.store.OplogRow;
+import io.kvmesh.queue.v1.Operation;
+
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+
+/**
+ * Applies a batch of operations, in queue order, in one transaction: locks the rows of the batch's keys, skips
+ * operations whose id is already in the operation log, folds the rest per key in memory (version = previous + 1,
+ * conditions checked against the state at that point), then writes one row per key and one log row per operation.
+ */
+public final class BatchApplier {
+    private final KvStore store;
+
+    public BatchApplier(KvStore store) {
+        this.store = store;
+    }
+
+    public ApplyResult apply(List<Operation> ops, Instant now) {
+        if (ops.isEmpty()) {
+            return new ApplyResult(List.of(), List.of(), 0);
+        }
+        Set<String> keys = new TreeSet<>();
+        List<String> ids = new ArrayList<>(ops.size());
+        for (Operation op : ops) {
+            keys.add(op.getKey());
+            ids.add(op.getId());
+        }
+        return store.inTransaction(dao -> {
+            Map<String, Entry> state = new HashMap<>();
+            for (Entry e : dao.lockAll(keys)) {
+                state.put(e.key(), e);
+            }
+            Set<String> seen = new HashSet<>(dao.knownOperations(ids));
+            Map<String, Entry> changed = new TreeMap<>();
+            List<OplogRow> log = new ArrayList<>(ops.size());
+            int duplicates = 0;
+            for (Operation op : ops) {
+                if (!seen.add(op.getId())) {
+                    duplicates++;
+                    continue;
+                }
+                Entry current = state.getOrDefault(op.getKey(), Entry.absent(op.getKey()));
+                Outcome outcome = decide(op, current, now);
+                if (outcome.next() != null) {
+                    state.put(op.getKey(), outcome.next());
+                    changed.put(op.getKey(), outcome.next());
+                }
+                log.add(new OplogRow(op.getId(), op.getKey(), op.getKind().name(), outcome.version(),
+                        outcome.outcome(), outcome.reason(), op.getRequestId().isEmpty() ? null : op.getRequestId(),
+                        Instant.ofEpochSecond(0, op.getAcceptTimeMicros() * 1_000), now));
+            }
+            if (!changed.isEmpty()) {
+                dao.upsert(changed.values());
+            }
+            if (!log.isEmpty()) {
+                dao.insertOplog(log);
+            }
+            return new ApplyResult(List.copyOf(changed.values()), log, duplicates);
+        });
+    }
+
+    /**
+     * The result of one operation against the key's current state: the new state ({@code null} = unchanged),
+     * APPLIED or REJECTED, the version to record ({@code null} when rejected) and a reason (why it was rejected, or
+     * why nothing changed).
+     */
+    record Outcome(Entry next, String outcome, Long version, String reason) {
+    }
+
+    static Outcome decide(Operation op, Entry current, Instant now) {
+        boolean live = current.isLiveAt(now);
+        long visibleVersion = live ? current.version() : 0;
+        if (op.hasExpectedVersion() && op.getExpectedVersion() != visibleVersion) {
+            return new Outcome(null, OplogRow.REJECTED, null, "version conflict: expected version " + op.getExpectedVersion()
+                    + ", current version " + visibleVersion);
+        }
+        return switch (op.getKind()) {
+            case PUT -> {
+                Instant expire = op.getTtlMillis() > 0 ? now.plusMillis(op.getTtlMillis()) : null;
+                Entry next = new Entry(op.getKey(), op.getValue(), current.version() + 1,
+                        live ? current.createTime() : now, now, expire);
+                yield new Outcome(next, OplogRow.APPLIED, next.version(), null);
+            }
+            case DELETE -> {
+                if (current.value() == null) {
+                    // never written, or deleted already: nothing to change, and the version stays
+                    yield new Outcome(null, OplogRow.APPLIED, current.version(), "key did not exist");
+                }
+                Entry tombstone = new Entry(op.getKey(), null, current.version() + 1, current.createTime(), now, null);
+                yield new Outcome(tombstone, OplogRow.APPLIED, tombstone.version(), null);
+            }
+            default -> throw new IllegalArgumentException("unknown operation kind " + op.getKind());
+        };
+    }
+}

@@ -1,0 +1,107 @@
+package io.kvmesh.consumer.apply;
+
+import io.kvmesh.core.cache.KvCache;
+import io.kvmesh.core.model.Entry;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * Brings the cache up to date after a commit. A cache outage never stops applying: states that could not be written
+ * are kept (newest version per key) in a backlog that is retried until Redis takes them. Writes are version-guarded,
+ * so retries and their order cannot put an older state over a newer one.
+ */
+public final class CacheUpdater implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(CacheUpdater.class);
+
+    private final KvCache cache;
+    private final Clock clock;
+    private final Duration waitLimit;
+    private final Map<String, Entry> backlog = new ConcurrentHashMap<>();
+    private final ScheduledExecutorService retrier;
+
+    public CacheUpdater(KvCache cache, Clock clock, Duration waitLimit, Duration retryEvery) {
+        this.cache = cache;
+        this.clock = clock;
+        this.waitLimit = waitLimit;
+        this.retrier = Executors.newSingleThreadScheduledExecutor(
+                Thread.ofPlatform().name("kv-cache-retry").daemon(true).factory());
+        retrier.scheduleWithFixedDelay(this::retryBacklog, retryEvery.toMillis(), retryEvery.toMillis(),
+                TimeUnit.MILLISECONDS);
+    }
+
+    /** Writes each state to the cache, waiting a bounded time; what fails goes to the backlog. */
+    public void update(Collection<Entry> states) {
+        if (states.isEmpty()) {
+            return;
+        }
+        List<CompletableFuture<Boolean>> writes = new ArrayList<>(states.size());
+        List<Entry> order = new ArrayList<>(states);
+        for (Entry e : order) {
+            writes.add(cache.put(e, clock.instant()));
+        }
+        long deadline = System.nanoTime() + waitLimit.toNanos();
+        for (int i = 0; i < order.size(); i++) {
+            try {
+                writes.get(i).get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+            } catch (ExecutionException | TimeoutException e) {
+                remember(order.get(i));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                remember(order.get(i));
+            }
+        }
+    }
+
+    /** How many keys wait for the cache to come back. */
+    public int backlogSize() {
+        return backlog.size();
+    }
+
+    private void remember(Entry e) {
+        if (backlog.isEmpty()) {
+            log.warn("Redis unavailable: cache updates are kept and retried (applying goes on)");
+        }
+        backlog.merge(e.key(), e, (old, neu) -> neu.version() >= old.version() ? neu : old);
+    }
+
+    private void retryBacklog() {
+        if (backlog.isEmpty()) {
+            return;
+        }
+        int before = backlog.size();
+        for (Entry e : List.copyOf(backlog.values())) {
+            try {
+                cache.put(e, clock.instant()).get(waitLimit.toMillis(), TimeUnit.MILLISECONDS);
+                backlog.remove(e.key(), e);
+            } catch (ExecutionException | TimeoutException ex) {
+                return; // still down; try again on the next tick
+            } catch (InterruptedException ex) {
+                Thread.currentThread().interrupt();
+                return;
+            } catch (RuntimeException ex) {
+                log.warn("cache retry failed", ex);
+                return;
+            }
+        }
+        log.info("Redis is back: {} delayed cache updates written", before);
+    }
+
+    @Override
+    public void close() {
+        retrier.shutdownNow();
+    }
+}

@@ -1,0 +1,65 @@
+package io.kvmesh.core.queue;
+
+import com.rabbitmq.client.BuiltinExchangeType;
+import com.rabbitmq.client.Channel;
+import io.kvmesh.core.config.AmqpConfig;
+
+import java.io.IOException;
+import java.util.Map;
+
+/**
+ * Names and declarations of the exchanges and queues. Both processes declare them at start-up; declaring again
+ * with the same arguments is a no-op, so start order does not matter.
+ * <ul>
+ *   <li>{@code <p>.ops}: direct exchange; routing key = partition number</li>
+ *   <li>{@code <p>.ops.<n>}: quorum queue per partition, single active consumer, dead-letters to {@code <p>.ops.dlx}</li>
+ *   <li>{@code <p>.ops.dead}: quorum queue holding operations that could never be applied</li>
+ * </ul>
+ */
+public final class QueueTopology {
+    private final AmqpConfig config;
+
+    public QueueTopology(AmqpConfig config) {
+        this.config = config;
+    }
+
+    public String opsExchange() {
+        return config.namePrefix() + ".ops";
+    }
+
+    public String deadLetterExchange() {
+        return config.namePrefix() + ".ops.dlx";
+    }
+
+    public String deadLetterQueue() {
+        return config.namePrefix() + ".ops.dead";
+    }
+
+    public String partitionQueue(int partition) {
+        return config.namePrefix() + ".ops." + partition;
+    }
+
+    public static String routingKey(int partition) {
+        return Integer.toString(partition);
+    }
+
+    public int partitions() {
+        return config.partitions();
+    }
+
+    public void declare(Channel channel) throws IOException {
+        channel.exchangeDeclare(deadLetterExchange(), BuiltinExchangeType.FANOUT, true);
+        channel.queueDeclare(deadLetterQueue(), true, false, false, Map.of("x-queue-type", "quorum"));
+        channel.queueBind(deadLetterQueue(), deadLetterExchange(), "");
+        channel.exchangeDeclare(opsExchange(), BuiltinExchangeType.DIRECT, true);
+        Map<String, Object> args = Map.of(
+                "x-queue-type", "quorum",
+                "x-single-active-consumer", true,
+                "x-dead-letter-exchange", deadLetterExchange(),
+                "x-delivery-limit", config.deliveryLimit());
+        for (int p = 0; p < config.partitions(); p++) {
+            channel.queueDeclare(partitionQueue(p), true, false, false, args);
+            channel.queueBind(partitionQueue(p), opsExchange(), routingKey(p));
+        }
+    }
+}

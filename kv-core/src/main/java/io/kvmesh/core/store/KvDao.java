@@ -1,0 +1,69 @@
+package io.kvmesh.core.store;
+
+import io.kvmesh.core.model.Entry;
+import org.jdbi.v3.sqlobject.config.RegisterConstructorMapper;
+import org.jdbi.v3.sqlobject.customizer.Bind;
+import org.jdbi.v3.sqlobject.customizer.BindList;
+import org.jdbi.v3.sqlobject.customizer.BindMethods;
+import org.jdbi.v3.sqlobject.statement.SqlBatch;
+import org.jdbi.v3.sqlobject.statement.SqlQuery;
+
+import java.util.Collection;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+
+/** The SQL of the {@code kv} and {@code kv_oplog} tables, one method per statement. */
+@RegisterConstructorMapper(Entry.class)
+public interface KvDao {
+
+    String COLUMNS = "key, value, version, create_time AS createTime, update_time AS updateTime, expire_time AS expireTime";
+
+    /** The row of a key, tombstone or expired included; the caller decides visibility. */
+    @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key = :key")
+    Optional<Entry> find(@Bind("key") String key);
+
+    /** Live entries after {@code after}, in key order. */
+    @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key > :after AND value IS NOT NULL"
+            + " AND (expire_time IS NULL OR expire_time > now()) ORDER BY key LIMIT :limit")
+    List<Entry> listAll(@Bind("after") String after, @Bind("limit") int limit);
+
+    /**
+     * Live entries under a prefix after {@code after}, in key order. {@code upper} is the prefix followed by
+     * U+10FFFF, a character keys cannot contain, so the range scan stops at the end of the prefix.
+     */
+    @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key > :after AND key >= :prefix AND key < :upper"
+            + " AND starts_with(key, :prefix) AND value IS NOT NULL"
+            + " AND (expire_time IS NULL OR expire_time > now()) ORDER BY key LIMIT :limit")
+    List<Entry> listPrefix(@Bind("prefix") String prefix, @Bind("upper") String upper,
+                           @Bind("after") String after, @Bind("limit") int limit);
+
+    /** Rows of the given keys, locked for the rest of the transaction, in key order (no deadlocks). */
+    @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key IN (<keys>) ORDER BY key FOR UPDATE")
+    List<Entry> lockAll(@BindList("keys") Collection<String> keys);
+
+    /** Which of these operation ids were applied (or rejected) already. */
+    @SqlQuery("SELECT id FROM kv_oplog WHERE id IN (<ids>)")
+    Set<String> knownOperations(@BindList("ids") Collection<String> ids);
+
+    /** Writes the final state of each key; one statement per key, sent as one batch. */
+    @SqlBatch("INSERT INTO kv (key, value, version, create_time, update_time, expire_time)"
+            + " VALUES (:key, :value, :version, :createTime, :updateTime, :expireTime)"
+            + " ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version,"
+            + " create_time = excluded.create_time, update_time = excluded.update_time,"
+            + " expire_time = excluded.expire_time")
+    void upsert(@BindMethods Collection<Entry> entries);
+
+    /**
+     * Records operations. No ON CONFLICT: a duplicate id fails the whole transaction, which is
+     * the last line of defence against applying an operation twice.
+     */
+    @SqlBatch("INSERT INTO kv_oplog (id, key, kind, version, outcome, reason, request_id, accept_time, apply_time)"
+            + " VALUES (:id, :key, :kind, :version, :outcome, :reason, :requestId, :acceptTime, :applyTime)")
+    void insertOplog(@BindMethods Collection<OplogRow> rows);
+
+    @SqlQuery("SELECT id, key, kind, version, outcome, reason, request_id AS requestId,"
+            + " accept_time AS acceptTime, apply_time AS applyTime FROM kv_oplog WHERE id = :id")
+    @RegisterConstructorMapper(OplogRow.class)
+    Optional<OplogRow> findOperation(@Bind("id") String id);
+}

@@ -1,0 +1,75 @@
+package io.kvmesh.core.store;
+
+import io.kvmesh.core.error.KvError;
+import io.kvmesh.core.error.KvException;
+import io.kvmesh.core.model.Entry;
+import org.jdbi.v3.core.Jdbi;
+import org.jdbi.v3.core.transaction.TransactionIsolationLevel;
+
+import java.sql.SQLException;
+import java.sql.SQLTransientException;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.Function;
+
+/** The store: reads for the service and one-transaction batches for the applier, over PostgreSQL. */
+public final class KvStore {
+    /** U+10FFFF: greater than every character a valid key may hold (the validator rejects noncharacters). */
+    private static final String MAX_CHAR = new String(Character.toChars(0x10FFFF));
+
+    private final Jdbi jdbi;
+
+    public KvStore(Jdbi jdbi) {
+        this.jdbi = jdbi;
+    }
+
+    /** The row of a key, tombstones and expired entries included. */
+    public Optional<Entry> find(String key) {
+        return call(() -> jdbi.withExtension(KvDao.class, dao -> dao.find(key)));
+    }
+
+    /** Up to {@code limit} live entries after {@code after} ("" = from the start), under {@code prefix} ("" = all). */
+    public List<Entry> list(String prefix, String after, int limit) {
+        return call(() -> jdbi.withExtension(KvDao.class, dao -> prefix.isEmpty()
+                ? dao.listAll(after, limit)
+                : dao.listPrefix(prefix, prefix + MAX_CHAR, after, limit)));
+    }
+
+    public Optional<OplogRow> findOperation(String id) {
+        return call(() -> jdbi.withExtension(KvDao.class, dao -> dao.findOperation(id)));
+    }
+
+    /** Runs {@code work} in one READ COMMITTED transaction; any failure rolls it back and is rethrown. */
+    public <T> T inTransaction(Function<KvDao, T> work) {
+        return jdbi.inTransaction(TransactionIsolationLevel.READ_COMMITTED,
+                handle -> work.apply(handle.attach(KvDao.class)));
+    }
+
+    private static <T> T call(java.util.function.Supplier<T> query) {
+        try {
+            return query.get();
+        } catch (RuntimeException e) {
+            throw isTransient(e)
+                    ? new KvException(KvError.UNAVAILABLE, "database unavailable", e)
+                    : new KvException(KvError.INTERNAL, "database error", e);
+        }
+    }
+
+    /**
+     * Whether a database failure may go away by itself (connection lost, server shutting down, lock
+     * conflict, duplicate operation id raced in by another applier): retry, don't dead-letter.
+     */
+    public static boolean isTransient(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof SQLTransientException) {
+                return true;
+            }
+            if (t instanceof SQLException sql && sql.getSQLState() != null) {
+                String state = sql.getSQLState();
+                return state.startsWith("08") || state.startsWith("53") || state.startsWith("57")
+                        || state.startsWith("40") || state.equals("23505") || state.equals("55P03");
+            }
+        }
+        return false;
+    }
+}

@@ -1,0 +1,130 @@
+package io.kvmesh.service;
+
+import io.grpc.Server;
+import io.grpc.ServerBuilder;
+import io.grpc.ServerInterceptors;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.kvmesh.api.v1.KeyValueGrpc;
+import io.kvmesh.core.cache.KvCache;
+import io.kvmesh.core.queue.AmqpConnections;
+import io.kvmesh.core.queue.OperationPublisher;
+import io.kvmesh.core.store.Database;
+import io.kvmesh.core.store.KvStore;
+import io.kvmesh.core.validate.Validator;
+import io.kvmesh.service.config.ServiceConfig;
+import io.kvmesh.service.grpc.KeyValueService;
+import io.kvmesh.service.grpc.RequestIdInterceptor;
+import io.kvmesh.service.read.ReadPath;
+import io.kvmesh.service.write.WritePath;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.time.Clock;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The kv-service process: wires the store, cache and publisher into the gRPC server, with health and reflection.
+ * {@link #create} is the one wiring used by {@code main} and by the tests (which hand in an in-process or
+ * ephemeral-port builder).
+ */
+public final class KvServiceServer {
+    private static final Logger log = LoggerFactory.getLogger(KvServiceServer.class);
+
+    private final ServiceConfig config;
+    private final Server server;
+    private final HealthStatusManager health;
+    private final Database database;
+    private final KvCache cache;
+    private final OperationPublisher publisher;
+    private final ExecutorService workers;
+    private final ExecutorService dbExecutor;
+
+    private KvServiceServer(ServiceConfig config, Server server, HealthStatusManager health, Database database,
+                            KvCache cache, OperationPublisher publisher, ExecutorService workers,
+                            ExecutorService dbExecutor) {
+        this.config = config;
+        this.server = server;
+        this.health = health;
+        this.database = database;
+        this.cache = cache;
+        this.publisher = publisher;
+        this.workers = workers;
+        this.dbExecutor = dbExecutor;
+    }
+
+    public static KvServiceServer create(ServiceConfig config, ServerBuilder<?> builder) throws IOException {
+        Database database = Database.open(config.postgres(), config.startupTimeout());
+        KvCache cache = new KvCache(config.redis());
+        OperationPublisher publisher = new OperationPublisher(config.amqp(), new AmqpConnections(config.amqp()),
+                config.publisherLanes());
+        try {
+            publisher.connect();
+        } catch (IOException e) {
+            // writes fail UNAVAILABLE until the broker is back; reads work meanwhile
+            log.warn("broker not reachable at start-up ({}); writes will retry the connection", e.getMessage());
+        }
+        ExecutorService workers = Executors.newFixedThreadPool(config.workerThreads(), named("kv-grpc"));
+        ExecutorService dbExecutor = Executors.newFixedThreadPool(config.postgres().poolSize(), named("kv-db"));
+        Clock clock = Clock.systemUTC();
+        KeyValueService service = new KeyValueService(
+                new ReadPath(cache, new KvStore(database.jdbi()), dbExecutor, clock),
+                new WritePath(publisher, clock),
+                new Validator(config.limits()));
+        HealthStatusManager health = new HealthStatusManager();
+        Server server = builder
+                .executor(workers)
+                .addService(ServerInterceptors.intercept(service, new RequestIdInterceptor()))
+                .addService(health.getHealthService())
+                .addService(ProtoReflectionServiceV1.newInstance())
+                .maxInboundMessageSize(config.limits().maxValueBytes() + config.limits().maxKeyBytes() + 64 * 1024)
+                .build();
+        return new KvServiceServer(config, server, health, database, cache, publisher, workers, dbExecutor);
+    }
+
+    public KvServiceServer start() throws IOException {
+        server.start();
+        health.setStatus("", ServingStatus.SERVING);
+        health.setStatus(KeyValueGrpc.SERVICE_NAME, ServingStatus.SERVING);
+        log.info("kv-service listening on port {}", server.getPort());
+        return this;
+    }
+
+    /** The bound port (useful when the builder asked for port 0). */
+    public int port() {
+        return server.getPort();
+    }
+
+    /** Marks the server NOT_SERVING, lets in-flight calls finish, then closes clients in reverse order of creation. */
+    public void stop() {
+        health.enterTerminalState();
+        server.shutdown();
+        try {
+            if (!server.awaitTermination(config.shutdownGrace().toMillis(), TimeUnit.MILLISECONDS)) {
+                server.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            server.shutdownNow();
+        }
+        workers.shutdown();
+        dbExecutor.shutdown();
+        publisher.close();
+        cache.close();
+        database.close();
+        log.info("kv-service stopped");
+    }
+
+    public void blockUntilShutdown() throws InterruptedException {
+        server.awaitTermination();
+    }
+
+    private static ThreadFactory named(String prefix) {
+        return Thread.ofPlatform().name(prefix + "-", 0).daemon(true).factory();
+    }
+}

@@ -1,0 +1,38 @@
+package io.kvmesh.service.config;
+
+import io.kvmesh.core.config.AmqpConfig;
+import io.kvmesh.core.config.Env;
+import io.kvmesh.core.config.Limits;
+import io.kvmesh.core.config.PostgresConfig;
+import io.kvmesh.core.config.RedisConfig;
+
+import java.time.Duration;
+
+/**
+ * Everything kv-service is configured with, read once from {@code KVMESH_*} variables (see {@code .env.example}).
+ *
+ * @param bindAddress     address the gRPC server binds (127.0.0.1 natively, 0.0.0.0 in a container)
+ * @param port            gRPC port
+ * @param workerThreads   threads running request handlers (never Netty's event loops)
+ * @param publisherLanes  confirm-mode channels shared by all writes
+ * @param shutdownGrace   how long in-flight calls may take to finish on shutdown
+ * @param startupTimeout  how long to wait for PostgreSQL at start-up
+ */
+public record ServiceConfig(String bindAddress, int port, int workerThreads, int publisherLanes, Duration shutdownGrace,
+                            Duration startupTimeout, PostgresConfig postgres, RedisConfig redis, AmqpConfig amqp,
+                            Limits limits) {
+
+    public static ServiceConfig from(Env env) {
+        return new ServiceConfig(
+                env.string("KVMESH_GRPC_BIND", "127.0.0.1"),
+                env.integer("KVMESH_GRPC_PORT", 9090, 0, 65535),
+                env.integer("KVMESH_WORKER_THREADS", 32, 1, 1024),
+                env.integer("KVMESH_PUBLISHER_LANES", 4, 1, 64),
+                env.millis("KVMESH_SHUTDOWN_GRACE_MS", 10_000),
+                env.millis("KVMESH_STARTUP_TIMEOUT_MS", 60_000),
+                PostgresConfig.from(env),
+                RedisConfig.from(env),
+                AmqpConfig.from(env),
+                Limits.from(env));
+    }
+}

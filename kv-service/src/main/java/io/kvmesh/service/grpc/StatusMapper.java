@@ -1,0 +1,48 @@
+package io.kvmesh.service.grpc;
+
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.kvmesh.core.error.KvException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+
+/** The one place where failures become gRPC statuses (and, through Envoy, HTTP codes). */
+public final class StatusMapper {
+    private static final Logger log = LoggerFactory.getLogger(StatusMapper.class);
+
+    private StatusMapper() {
+    }
+
+    public static StatusRuntimeException toStatus(Throwable failure) {
+        Throwable t = unwrap(failure);
+        if (t instanceof StatusRuntimeException sre) {
+            return sre;
+        }
+        if (t instanceof KvException e) {
+            Status status = switch (e.error()) {
+                case INVALID_ARGUMENT -> Status.INVALID_ARGUMENT;
+                case NOT_FOUND -> Status.NOT_FOUND;
+                case CONFLICT -> Status.ABORTED;
+                case UNAVAILABLE -> Status.UNAVAILABLE;
+                case INTERNAL -> Status.INTERNAL;
+            };
+            if (status.getCode() == Status.Code.INTERNAL || status.getCode() == Status.Code.UNAVAILABLE) {
+                log.warn("{}: {}", e.getMessage(), e.getCause() == null ? "" : e.getCause().toString());
+            }
+            String description = status.getCode() == Status.Code.INTERNAL ? "internal error" : e.getMessage();
+            return status.withDescription(description).asRuntimeException();
+        }
+        log.error("unexpected failure", t);
+        return Status.INTERNAL.withDescription("internal error").asRuntimeException();
+    }
+
+    private static Throwable unwrap(Throwable t) {
+        while ((t instanceof CompletionException || t instanceof ExecutionException) && t.getCause() != null) {
+            t = t.getCause();
+        }
+        return t;
+    }
+}

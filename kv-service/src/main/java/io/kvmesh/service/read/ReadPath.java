@@ -1,0 +1,95 @@
+package io.kvmesh.service.read;
+
+import io.kvmesh.core.cache.KvCache;
+import io.kvmesh.core.error.KvError;
+import io.kvmesh.core.error.KvException;
+import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.store.KvStore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.time.Clock;
+import java.time.Instant;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Reads: Redis first; on a miss (or when Redis does not answer in time) PostgreSQL, then a version-guarded cache fill.
+ * Database calls run on their own executor, never on the caller's thread.
+ */
+public final class ReadPath {
+    private static final Logger log = LoggerFactory.getLogger(ReadPath.class);
+
+    private final KvCache cache;
+    private final KvStore store;
+    private final Executor dbExecutor;
+    private final Clock clock;
+    private final AtomicLong cacheFailures = new AtomicLong();
+
+    public ReadPath(KvCache cache, KvStore store, Executor dbExecutor, Clock clock) {
+        this.cache = cache;
+        this.store = store;
+        this.dbExecutor = dbExecutor;
+        this.clock = clock;
+    }
+
+    /** The live entry of {@code key}; fails with NOT_FOUND when there is none. */
+    public CompletableFuture<ReadResult> get(String key) {
+        return cache.get(key).handle((hit, error) -> {
+            if (error != null) {
+                noteCacheFailure(error);
+                return Optional.<Entry>empty();
+            }
+            return hit;
+        }).thenCompose(hit -> {
+            if (hit.isPresent()) {
+                return CompletableFuture.completedFuture(liveOrNotFound(hit.get(), ReadResult.REDIS));
+            }
+            return CompletableFuture.supplyAsync(() -> store.find(key), dbExecutor).thenApply(row -> {
+                Entry entry = row.orElseGet(() -> Entry.absent(key));
+                fill(entry);
+                return liveOrNotFound(entry, ReadResult.POSTGRES);
+            });
+        });
+    }
+
+    /** A page of live entries under {@code prefix}, after the key encoded in {@code pageToken}. */
+    public CompletableFuture<Page> list(String prefix, int pageSize, String pageToken) {
+        String after = PageToken.decode(pageToken);
+        return CompletableFuture.supplyAsync(() -> {
+            // one row more than asked tells whether another page follows
+            List<Entry> rows = store.list(prefix, after, pageSize + 1);
+            if (rows.size() <= pageSize) {
+                return new Page(rows, "");
+            }
+            List<Entry> page = rows.subList(0, pageSize);
+            return new Page(List.copyOf(page), PageToken.encode(page.getLast().key()));
+        }, dbExecutor);
+    }
+
+    private ReadResult liveOrNotFound(Entry entry, String source) {
+        Instant now = clock.instant();
+        if (!entry.isLiveAt(now)) {
+            throw new KvException(KvError.NOT_FOUND, "key not found: " + entry.key());
+        }
+        return new ReadResult(entry, source);
+    }
+
+    private void fill(Entry entry) {
+        cache.put(entry, clock.instant()).whenComplete((written, error) -> {
+            if (error != null) {
+                noteCacheFailure(error);
+            }
+        });
+    }
+
+    private void noteCacheFailure(Throwable error) {
+        long n = cacheFailures.incrementAndGet();
+        if (n == 1 || n % 1000 == 0) {
+            log.warn("Redis unavailable, reading from PostgreSQL ({} cache failures so far): {}", n, error.toString());
+        }
+    }
+}

@@ -1,0 +1,680 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL, Redis and RabbitMQ servers for kvmesh (tests and native mode).
+#
+# Usage:
+#   scripts/servers.sh install                     install missing server packages (apt); no-op if present
+#   scripts/servers.sh start RUN_DIR               start all three, write RUN_DIR/servers.env
+#   scripts/servers.sh stop RUN_DIR                stop all three (idempotent, bounded, never fails if stopped)
+#   scripts/servers.sh ctl RUN_DIR PART ACTION     PART = redis|postgres|rabbitmq, ACTION = stop|start|status
+#   scripts/servers.sh env RUN_DIR                 print RUN_DIR/servers.env
+#   scripts/servers.sh status RUN_DIR              one line per part; exit 0 only if all three are up
+#   scripts/servers.sh rabbitmqctl RUN_DIR ARGS..  run rabbitmqctl against this run's node
+#
+# Everything lives under RUN_DIR: postgres/ (data, sock), redis/ (dump.rdb, pid), rabbitmq/ (mnesia, config,
+# HOME with the Erlang cookie, pid), logs/ (postgres.log, redis.log, rabbitmq/, *-console.log) and
+# servers.state (ports, node name).  All servers listen on 127.0.0.1 only.
+#
+# Optional environment: KVMESH_PG_PORT, KVMESH_REDIS_PORT, KVMESH_AMQP_PORT, KVMESH_RABBIT_DIST_PORT
+# (fixed ports instead of free ones, for `start`), KVMESH_SERVERS_START_TIMEOUT (seconds, default 60).
+#
+# Progress and errors go to stderr; stdout is used only by `env` and `rabbitmqctl`.
+set -euo pipefail
+
+SELF="$(readlink -f "${BASH_SOURCE[0]}")"
+SYS_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH="${PATH:+$PATH:}$SYS_PATH"
+START_TIMEOUT="${KVMESH_SERVERS_START_TIMEOUT:-60}"
+IS_ROOT=0
+[ "$(id -u)" = 0 ] && IS_ROOT=1
+
+log()  { echo "[servers] $*" >&2; }
+warn() { echo "[servers] WARNING: $*" >&2; }
+die()  { echo "[servers] ERROR: $*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,/^set -euo/p' "$SELF" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+now_ms() { date +%s%3N; }
+elapsed() { local ms=$(( $(now_ms) - $1 )); printf '%d.%01ds' $((ms / 1000)) $(((ms % 1000) / 100)); }
+
+# ---------------------------------------------------------------- tools
+
+pg_bindir() {
+  local d best=""
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/initdb" ] && best="$d"   # glob is sorted; numeric versions of equal length sort fine
+  done
+  if [ -z "$best" ]; then
+    # fall back to PATH (non-Debian layouts)
+    local i
+    i="$(command -v initdb 2>/dev/null || true)"
+    [ -n "$i" ] && best="$(dirname "$(readlink -f "$i")")"
+  fi
+  printf '%s' "$best"
+}
+
+rabbit_bin() {  # directory with the real rabbitmq-server / rabbitmqctl (bypassing Debian's su wrapper)
+  if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    printf '%s' /usr/lib/rabbitmq/bin
+  else
+    local s
+    s="$(command -v rabbitmq-server 2>/dev/null || true)"
+    [ -n "$s" ] && dirname "$s"
+  fi
+}
+
+have_all() {
+  [ -n "$(pg_bindir)" ] && command -v redis-server >/dev/null && command -v redis-cli >/dev/null &&
+    [ -n "$(rabbit_bin)" ]
+}
+
+cmd_install() {
+  local missing=()
+  [ -n "$(pg_bindir)" ] || missing+=(postgresql postgresql-client)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v redis-cli >/dev/null || missing+=(redis-tools)
+  [ -n "$(rabbit_bin)" ] || missing+=(rabbitmq-server)
+  command -v setpriv >/dev/null || missing+=(util-linux)
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "install: postgresql ($(pg_bindir)), redis-server, rabbitmq-server already present"
+    return 0
+  fi
+  [ "$IS_ROOT" = 1 ] || die "install: missing ${missing[*]}; installing needs root"
+  local apt=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+  log "install: missing ${missing[*]}; running apt-get update"
+  local i
+  for i in 1 2 3; do
+    if "${apt[@]}" update -q; then break; fi
+    [ "$i" = 3 ] && die "install: apt-get update failed"
+    warn "apt-get update failed (attempt $i), retrying in 10 s"
+    sleep 10
+  done
+  log "install: apt-get install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -q --no-install-recommends "${missing[@]}" ||
+    die "install: apt-get install failed"
+  have_all || die "install: packages installed but binaries still missing"
+  log "install: done"
+}
+
+# ---------------------------------------------------------------- helpers
+
+# Run a command as a service user (postgres / rabbitmq) with a clean environment.
+# Usage: as_user USER HOME_DIR [VAR=value ...] -- cmd args...
+# (as_user_cmd only builds the command line into AS_USER_CMD, e.g. for exec.)
+as_user_cmd() {
+  local user="$1" home="$2"; shift 2
+  local envs=(HOME="$home" PATH="$SYS_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8)
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do envs+=("$1"); shift; done
+  [ "${1:-}" = "--" ] && shift
+  if [ "$IS_ROOT" = 1 ]; then
+    AS_USER_CMD=(setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" --init-groups -- env -i "${envs[@]}" "$@")
+  else
+    AS_USER_CMD=(env -i "${envs[@]}" "$@")
+  fi
+}
+as_user() { as_user_cmd "$@"; "${AS_USER_CMD[@]}"; }
+
+own() {  # own USER PATH... (no-op unless root)
+  local user="$1"; shift
+  [ "$IS_ROOT" = 1 ] && chown "$user:$(id -gn "$user")" "$@"
+  return 0
+}
+
+pid_alive() { [ -n "${1:-}" ] && [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+
+read_pid() { [ -s "$1" ] && head -n1 "$1" | tr -dc '0-9' || true; }
+
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# Prints N distinct free TCP ports on 127.0.0.1 (avoids RabbitMQ's CLI distribution range 35672-35682).
+free_ports() {
+  local n="$1" py
+  py="$(command -v python3 2>/dev/null || true)"
+  if [ -n "$py" ] && "$py" -c 'import socket' 2>/dev/null; then
+    "$py" - "$n" <<'EOF'
+import socket, sys
+n = int(sys.argv[1]); socks = []; ports = []
+while len(ports) < n:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0)); socks.append(s)
+    p = s.getsockname()[1]
+    if not (35672 <= p <= 35682): ports.append(p)
+print(" ".join(map(str, ports)))
+EOF
+  else
+    local out=() p tries=0
+    while [ ${#out[@]} -lt "$n" ]; do
+      p=$((20000 + RANDOM % 12000)); tries=$((tries + 1))
+      [ $tries -gt 1000 ] && return 1
+      case " ${out[*]} " in *" $p "*) continue ;; esac
+      port_open "$p" && continue
+      if command -v ss >/dev/null && ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then continue; fi
+      out+=("$p")
+    done
+    echo "${out[*]}"
+  fi
+}
+
+# Lists "pid comm" of server processes whose working directory is inside RUN_DIR
+# (postgres keeps cwd = data dir, redis cwd = RUN_DIR/redis, beam cwd = RUN_DIR/rabbitmq). epmd is never listed.
+run_procs() {
+  local pat link pid comm
+  pat="$(printf '%s' "$RUN_DIR" | sed 's/[][*?\\]/\\&/g')"
+  find /proc -mindepth 2 -maxdepth 2 -name cwd \( -lname "$pat" -o -lname "$pat/*" \) 2>/dev/null |
+    while IFS= read -r link; do
+      pid="${link#/proc/}"; pid="${pid%/cwd}"
+      [ "$pid" = "$$" ] && continue
+      comm="$(cat "/proc/$pid/comm" 2>/dev/null)" || continue
+      case "$comm" in
+        postgres|postmaster|redis-server|redis-check-rdb|beam.smp|erl_child_setup|inet_gethost|rabbitmq-server|erl|setsid|setpriv)
+          pid_alive "$pid" && echo "$pid $comm" ;;
+      esac
+    done
+  return 0
+}
+
+wait_gone() {  # wait_gone SECONDS PID... -> 0 when none is alive
+  local secs="$1"; shift
+  local end=$(( $(now_ms) + secs * 1000 )) p any
+  while :; do
+    any=0
+    for p in "$@"; do pid_alive "$p" && any=1; done
+    [ $any = 0 ] && return 0
+    [ "$(now_ms)" -ge "$end" ] && return 1
+    sleep 0.1
+  done
+}
+
+kill_hard() {  # kill_hard LABEL PID...  TERM, wait 5 s, KILL
+  local label="$1"; shift
+  [ $# -gt 0 ] || return 0
+  warn "$label: sending SIGTERM to $*"
+  kill -TERM "$@" 2>/dev/null || true
+  wait_gone 5 "$@" && return 0
+  warn "$label: sending SIGKILL to $*"
+  kill -KILL "$@" 2>/dev/null || true
+  wait_gone 5 "$@"
+}
+
+# Runs a daemon-starting command with stdin from /dev/null, output appended to LOG and every inherited fd
+# above 2 closed (lock fd, callers' pipes), so no daemon keeps a caller's pipe or our lock open.
+# Usage: spawn LOG cmd args...
+close_extra_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd="${fd##*/}"
+    [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+  done
+  return 0
+}
+spawn() {
+  local logf="$1"; shift
+  ( close_extra_fds; exec "$@" ) </dev/null >>"$logf" 2>&1
+}
+
+tail_log() {  # tail_log LABEL FILE...
+  local label="$1" f; shift
+  for f in "$@"; do
+    [ -s "$f" ] || continue
+    echo "[servers] ---- $label: last lines of $f ----" >&2
+    tail -n 25 "$f" >&2 || true
+  done
+}
+
+# ---------------------------------------------------------------- run dir / state
+
+set_run_dir() {
+  [ -n "${1:-}" ] || usage
+  mkdir -p "$1" 2>/dev/null || true
+  [ -d "$1" ] || die "RUN_DIR $1 does not exist and cannot be created"
+  RUN_DIR="$(cd "$1" && pwd -P)"
+  STATE="$RUN_DIR/servers.state"
+  ENV_FILE="$RUN_DIR/servers.env"
+  LOGS="$RUN_DIR/logs"
+  PG_DIR="$RUN_DIR/postgres"; PG_DATA="$PG_DIR/data"
+  REDIS_DIR="$RUN_DIR/redis"; REDIS_PIDFILE="$REDIS_DIR/redis.pid"
+  RMQ_DIR="$RUN_DIR/rabbitmq"; RMQ_HOME="$RMQ_DIR/home"; RMQ_PIDFILE="$RMQ_DIR/rabbit.pid"
+  cd "$RUN_DIR"   # service users must be able to access their cwd
+}
+
+lock_run_dir() {  # serialises start/stop/ctl on one RUN_DIR; daemons are started via spawn/close_extra_fds so they never hold it
+  exec 9>>"$RUN_DIR/.servers.lock"
+  flock -w 300 9 || die "timed out waiting for the lock on $RUN_DIR (another servers.sh still running?)"
+}
+
+load_state() {
+  PG_PORT="" REDIS_PORT="" AMQP_PORT="" DIST_PORT="" RABBIT_NODE="" PG_SOCK=""
+  if [ -f "$STATE" ]; then
+    # shellcheck disable=SC1090
+    . "$STATE"
+    return 0
+  fi
+  return 1
+}
+
+write_state() {
+  local tmp="$STATE.tmp"
+  {
+    printf 'PG_PORT=%q\nREDIS_PORT=%q\nAMQP_PORT=%q\nDIST_PORT=%q\n' "$PG_PORT" "$REDIS_PORT" "$AMQP_PORT" "$DIST_PORT"
+    printf 'RABBIT_NODE=%q\nPG_SOCK=%q\n' "$RABBIT_NODE" "$PG_SOCK"
+  } >"$tmp"
+  mv -f "$tmp" "$STATE"
+}
+
+write_env() {
+  local tmp="$ENV_FILE.tmp"
+  {
+    echo "# kvmesh throwaway servers - generated by $SELF start $RUN_DIR"
+    printf 'export %s=%q\n' \
+      KVMESH_PG_URL "jdbc:postgresql://127.0.0.1:$PG_PORT/kvmesh" \
+      KVMESH_PG_USER kvmesh \
+      KVMESH_PG_PASSWORD kvmesh \
+      KVMESH_PG_PORT "$PG_PORT" \
+      KVMESH_REDIS_URI "redis://127.0.0.1:$REDIS_PORT" \
+      KVMESH_REDIS_PORT "$REDIS_PORT" \
+      KVMESH_AMQP_URI "amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2F" \
+      KVMESH_AMQP_PORT "$AMQP_PORT" \
+      KVMESH_RABBIT_NODE "$RABBIT_NODE" \
+      KVMESH_TEST_RUN_DIR "$RUN_DIR" \
+      KVMESH_TEST_SERVERS "$SELF"
+  } >"$tmp"
+  mv -f "$tmp" "$ENV_FILE"
+}
+
+prepare_dirs() {
+  mkdir -p "$PG_DIR" "$REDIS_DIR" "$RMQ_DIR/mnesia" "$RMQ_HOME" "$LOGS/rabbitmq"
+  if [ "$IS_ROOT" = 1 ]; then
+    chmod 755 "$RUN_DIR" "$LOGS" "$RMQ_DIR"
+    own postgres "$PG_DIR"
+    own rabbitmq "$RMQ_DIR" "$RMQ_DIR/mnesia" "$RMQ_HOME" "$LOGS/rabbitmq"
+    local u
+    for u in postgres rabbitmq; do
+      setpriv --reuid="$(id -u "$u")" --regid="$(id -g "$u")" --init-groups -- test -x "$RUN_DIR" ||
+        die "RUN_DIR $RUN_DIR is not reachable by user $u: every parent directory must be world-executable (use e.g. a dir under /tmp)"
+    done
+  fi
+  chmod 700 "$RMQ_HOME"
+  touch "$LOGS/postgres.log"; own postgres "$LOGS/postgres.log"
+  # Postgres socket path must fit in sun_path (107 bytes); fall back to a short dir under /tmp.
+  if [ -z "${PG_SOCK:-}" ]; then
+    PG_SOCK="$PG_DIR/sock"
+    if [ $(( ${#PG_SOCK} + 20 )) -gt 100 ]; then
+      PG_SOCK="$(mktemp -d /tmp/kvmesh-pgsock.XXXXXX)"
+    fi
+  fi
+  mkdir -p "$PG_SOCK"; own postgres "$PG_SOCK"
+  # RabbitMQ: own config, empty plugin list, own env file (ignores /etc/rabbitmq), own Erlang cookie.
+  [ -f "$RMQ_DIR/enabled_plugins" ] || echo '[].' >"$RMQ_DIR/enabled_plugins"
+  [ -f "$RMQ_DIR/rabbitmq-env.conf" ] || : >"$RMQ_DIR/rabbitmq-env.conf"
+  cat >"$RMQ_DIR/rabbitmq.conf" <<'EOF'
+# generated by kvmesh scripts/servers.sh (listener address/port come from RABBITMQ_NODE_IP_ADDRESS/PORT)
+loopback_users.guest = true
+log.console = false
+log.file.level = info
+EOF
+  if [ ! -s "$RMQ_HOME/.erlang.cookie" ]; then
+    # Reuse the system cookie when readable (so a plain `rabbitmqctl -n NODE` as the rabbitmq user works too).
+    if [ -r /var/lib/rabbitmq/.erlang.cookie ] && [ -s /var/lib/rabbitmq/.erlang.cookie ]; then
+      cat /var/lib/rabbitmq/.erlang.cookie >"$RMQ_HOME/.erlang.cookie"
+    else
+      (set +o pipefail; tr -dc 'A-Z' </dev/urandom | head -c 20) >"$RMQ_HOME/.erlang.cookie"
+    fi
+  fi
+  chmod 400 "$RMQ_HOME/.erlang.cookie"
+  own rabbitmq "$RMQ_DIR/enabled_plugins" "$RMQ_DIR/rabbitmq-env.conf" "$RMQ_DIR/rabbitmq.conf" "$RMQ_HOME/.erlang.cookie"
+}
+
+# ---------------------------------------------------------------- postgres
+
+pg() {  # pg BIN args...   run a PostgreSQL binary as postgres
+  local bin="$1"; shift
+  as_user postgres "$PG_DIR" -- "$PG_BIN/$bin" "$@"
+}
+
+pg_pid() {
+  local p
+  p="$(read_pid "$PG_DATA/postmaster.pid")"
+  pid_alive "$p" && echo "$p"
+  return 0
+}
+
+pg_ready() { pg psql -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres -XqAtc 'select 1' </dev/null >/dev/null 2>&1; }
+
+pg_init() {
+  [ -s "$PG_DATA/PG_VERSION" ] && return 0
+  log "postgres: initdb $PG_DATA"
+  pg initdb -D "$PG_DATA" -U postgres --auth=trust --encoding=UTF8 --locale=C --no-sync \
+    </dev/null >>"$LOGS/postgres-initdb.log" 2>&1 || { tail_log postgres "$LOGS/postgres-initdb.log"; return 1; }
+  cat >>"$PG_DATA/postgresql.conf" <<'EOF'
+
+# ---- kvmesh throwaway server (scripts/servers.sh); port and socket dir are passed by pg_ctl -o ----
+listen_addresses = '127.0.0.1'
+max_connections = 200
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+shared_buffers = 128MB
+timezone = 'UTC'
+log_timezone = 'UTC'
+log_line_prefix = '%m [%p] %q%u@%d '
+log_min_duration_statement = -1
+EOF
+}
+
+pg_start() {
+  if [ -n "$(pg_pid)" ] && pg_ready; then log "postgres: already running on 127.0.0.1:$PG_PORT"; return 0; fi
+  log "starting postgres on 127.0.0.1:$PG_PORT"
+  as_user_cmd postgres "$PG_DIR" -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOGS/postgres.log" -w -t "$START_TIMEOUT" \
+    -o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1" start
+  spawn "$LOGS/postgres-ctl.log" "${AS_USER_CMD[@]}" || { tail_log postgres "$LOGS/postgres-ctl.log" "$LOGS/postgres.log"; return 1; }
+  local i
+  for i in $(seq 1 50); do pg_ready && return 0; sleep 0.1; done
+  tail_log postgres "$LOGS/postgres.log"; return 1
+}
+
+pg_create_db() {
+  pg psql -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres -XqAt -v ON_ERROR_STOP=1 >>"$LOGS/postgres-ctl.log" 2>&1 <<'SQL' || { tail_log postgres "$LOGS/postgres-ctl.log"; return 1; }
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kvmesh') THEN
+    CREATE ROLE kvmesh LOGIN CREATEDB PASSWORD 'kvmesh';
+  END IF;
+END $$;
+SELECT 'CREATE DATABASE kvmesh OWNER kvmesh ENCODING ''UTF8'''
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kvmesh') \gexec
+SQL
+}
+
+pg_stop() {
+  local p
+  p="$(pg_pid)"
+  if [ -z "$p" ]; then log "postgres: not running"; return 0; fi
+  log "stopping postgres (pid $p)"
+  if ! pg pg_ctl -D "$PG_DATA" -m fast -w -t 30 stop </dev/null >>"$LOGS/postgres-ctl.log" 2>&1 9>&-; then
+    warn "postgres: pg_ctl stop failed; immediate shutdown"
+    kill -QUIT "$p" 2>/dev/null || true
+    wait_gone 10 "$p" || kill_hard postgres "$p"
+  fi
+  wait_gone 10 "$p" || true
+}
+
+# ---------------------------------------------------------------- redis
+
+redis_pid() {
+  local p
+  p="$(read_pid "$REDIS_PIDFILE")"
+  if pid_alive "$p" && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = redis-server ]; then echo "$p"; fi
+  return 0
+}
+
+redis_ping() { [ "$(timeout 3 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+
+redis_start() {
+  if [ -n "$(redis_pid)" ] && redis_ping; then log "redis: already running on 127.0.0.1:$REDIS_PORT"; return 0; fi
+  log "starting redis on 127.0.0.1:$REDIS_PORT$([ -s "$REDIS_DIR/dump.rdb" ] && echo " (loading dump.rdb)")"
+  rm -f "$REDIS_PIDFILE"
+  spawn "$LOGS/redis-console.log" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes \
+    --dir "$REDIS_DIR" --dbfilename dump.rdb --save "" --appendonly no \
+    --pidfile "$REDIS_PIDFILE" --logfile "$LOGS/redis.log" --daemonize yes || { tail_log redis "$LOGS/redis-console.log" "$LOGS/redis.log"; return 1; }
+  local end=$(( $(now_ms) + START_TIMEOUT * 1000 )) p
+  while [ "$(now_ms)" -lt "$end" ]; do
+    redis_ping && return 0
+    p="$(read_pid "$REDIS_PIDFILE")"
+    if [ -n "$p" ] && ! pid_alive "$p"; then break; fi
+    sleep 0.05
+  done
+  tail_log redis "$LOGS/redis-console.log" "$LOGS/redis.log"; return 1
+}
+
+redis_stop() {  # redis_stop save|nosave
+  local mode="$1" p
+  p="$(redis_pid)"
+  if [ -z "$p" ]; then log "redis: not running"; return 0; fi
+  log "stopping redis (pid $p, SHUTDOWN ${mode^^})"
+  timeout 30 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown "$mode" </dev/null >/dev/null 2>&1 || true
+  wait_gone 30 "$p" && return 0
+  if [ "$mode" = save ]; then
+    kill_hard redis "$p"
+    warn "redis: SHUTDOWN SAVE did not complete; process killed, data may not have been saved"
+    return 1
+  fi
+  kill_hard redis "$p"
+}
+
+# ---------------------------------------------------------------- rabbitmq
+
+rmq_env() {
+  RMQ_ENV=(
+    RABBITMQ_NODENAME="$RABBIT_NODE"
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+    RABBITMQ_NODE_PORT="$AMQP_PORT"
+    RABBITMQ_DIST_PORT="$DIST_PORT"
+    RABBITMQ_MNESIA_BASE="$RMQ_DIR/mnesia"
+    RABBITMQ_LOG_BASE="$LOGS/rabbitmq"
+    RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ_DIR/enabled_plugins"
+    RABBITMQ_CONFIG_FILE="$RMQ_DIR/rabbitmq.conf"
+    RABBITMQ_ADVANCED_CONFIG_FILE="$RMQ_DIR/advanced.config"
+    RABBITMQ_CONF_ENV_FILE="$RMQ_DIR/rabbitmq-env.conf"
+    RABBITMQ_PID_FILE="$RMQ_PIDFILE"
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none"
+    RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    ERL_CRASH_DUMP="$LOGS/rabbitmq/erl_crash.dump"
+    ERL_EPMD_ADDRESS=127.0.0.1
+  )
+}
+
+rmqctl() {  # rmqctl args...  (rabbitmqctl -n NODE as the rabbitmq user)
+  rmq_env
+  as_user rabbitmq "$RMQ_HOME" "${RMQ_ENV[@]}" -- "$RMQ_BIN/rabbitmqctl" -n "$RABBIT_NODE" "$@"
+}
+
+rmq_pids() {  # beam.smp + wrapper processes of this node
+  run_procs | awk '$2=="beam.smp" || $2=="rabbitmq-server" || $2=="erl_child_setup" || $2=="inet_gethost" {print $1}'
+}
+
+rmq_launch() {
+  if [ -n "$(rmq_pids)" ]; then
+    if port_open "$AMQP_PORT"; then log "rabbitmq: already running ($RABBIT_NODE)"; RMQ_ALREADY=1; return 0; fi
+    warn "rabbitmq: processes of $RABBIT_NODE present but port $AMQP_PORT closed; killing them"
+    # shellcheck disable=SC2046
+    kill_hard rabbitmq $(rmq_pids) || true
+  fi
+  RMQ_ALREADY=0
+  log "starting rabbitmq on 127.0.0.1:$AMQP_PORT (node $RABBIT_NODE, dist port $DIST_PORT)"
+  rm -f "$RMQ_PIDFILE"
+  RMQ_LOG_OFFSET=$(stat -c %s "$LOGS/rabbitmq/$RABBIT_NODE.log" 2>/dev/null || echo 0)
+  rmq_env
+  # Foreground mode in a background session (instead of -detached) so early boot errors land in the console log.
+  as_user_cmd rabbitmq "$RMQ_HOME" "${RMQ_ENV[@]}" -- "$RMQ_BIN/rabbitmq-server"
+  (cd "$RMQ_DIR" && close_extra_fds && exec setsid "${AS_USER_CMD[@]}") \
+    </dev/null >>"$LOGS/rabbitmq-console.log" 2>&1 &
+  RMQ_LAUNCHER=$!
+  echo "$RMQ_LAUNCHER" >"$RMQ_DIR/launcher.pid"
+}
+
+rmq_wait() {
+  [ "${RMQ_ALREADY:-0}" = 1 ] && return 0
+  local end=$(( $(now_ms) + START_TIMEOUT * 1000 )) logf="$LOGS/rabbitmq/$RABBIT_NODE.log"
+  while :; do
+    if port_open "$AMQP_PORT" && tail -c +$((RMQ_LOG_OFFSET + 1)) "$logf" 2>/dev/null | grep -q 'Server startup complete'; then
+      break
+    fi
+    if ! pid_alive "$RMQ_LAUNCHER"; then
+      log "rabbitmq: server process exited during startup"
+      tail_log rabbitmq "$LOGS/rabbitmq-console.log" "$logf"; return 1
+    fi
+    if [ "$(now_ms)" -ge "$end" ]; then
+      log "rabbitmq: not ready after ${START_TIMEOUT}s"
+      tail_log rabbitmq "$LOGS/rabbitmq-console.log" "$logf"; return 1
+    fi
+    sleep 0.2
+  done
+  # Confirms the node is reachable by the CLI (cookie, dist port) - stop/ctl rely on it.
+  if ! timeout $((START_TIMEOUT + 10)) "$SELF" __rmqctl "$RUN_DIR" await_startup --timeout "$START_TIMEOUT" \
+      </dev/null >>"$LOGS/rabbitmq-ctl.log" 2>&1 9>&-; then
+    log "rabbitmq: rabbitmqctl await_startup failed"
+    tail_log rabbitmq "$LOGS/rabbitmq-ctl.log" "$logf"; return 1
+  fi
+}
+
+rmq_stop() {
+  local pids beam
+  pids="$(rmq_pids | tr '\n' ' ')"
+  if [ -z "${pids// /}" ]; then log "rabbitmq: not running"; return 0; fi
+  beam="$(read_pid "$RMQ_PIDFILE")"
+  log "stopping rabbitmq (node $RABBIT_NODE, pids ${pids% })"
+  if pid_alive "$beam" && port_open "$AMQP_PORT"; then
+    timeout 45 "$SELF" __rmqctl "$RUN_DIR" stop --idempotent "$RMQ_PIDFILE" </dev/null >>"$LOGS/rabbitmq-ctl.log" 2>&1 9>&- ||
+      warn "rabbitmq: rabbitmqctl stop failed (see $LOGS/rabbitmq-ctl.log)"
+    # shellcheck disable=SC2086
+    wait_gone 15 $pids && return 0
+  fi
+  # not (fully) booted or not stopping: kill
+  # shellcheck disable=SC2046
+  kill_hard rabbitmq $(rmq_pids) || true
+}
+
+# ---------------------------------------------------------------- commands
+
+require_state() {
+  load_state || die "no servers.state in $RUN_DIR (was '$(basename "$SELF") start $RUN_DIR' run?)"
+  PG_BIN="$(pg_bindir)"; RMQ_BIN="$(rabbit_bin)"
+}
+
+cmd_start() {
+  set_run_dir "${1:-}"
+  have_all || die "server binaries missing; run: $SELF install"
+  lock_run_dir
+  local t0 t
+  t0=$(now_ms)
+  PG_BIN="$(pg_bindir)"; RMQ_BIN="$(rabbit_bin)"
+  if load_state; then
+    if [ -n "$(run_procs)" ]; then die "servers of $RUN_DIR are already running; stop them first ($SELF stop $RUN_DIR)"; fi
+    log "reusing data in $RUN_DIR (node $RABBIT_NODE)"
+  fi
+  rm -f "$ENV_FILE"
+  local ports
+  ports=($(free_ports 4)) || die "could not find free ports"
+  PG_PORT="${KVMESH_PG_PORT:-${ports[0]}}"
+  REDIS_PORT="${KVMESH_REDIS_PORT:-${ports[1]}}"
+  AMQP_PORT="${KVMESH_AMQP_PORT:-${ports[2]}}"
+  DIST_PORT="${KVMESH_RABBIT_DIST_PORT:-${ports[3]}}"
+  local p
+  for p in "$PG_PORT" "$REDIS_PORT" "$AMQP_PORT" "$DIST_PORT"; do
+    [[ "$p" =~ ^[0-9]+$ ]] || die "invalid port '$p'"
+    port_open "$p" && die "port $p on 127.0.0.1 is already in use"
+  done
+  if [ -z "${RABBIT_NODE:-}" ]; then
+    local tag
+    tag="$(basename "$RUN_DIR" | tr -c 'A-Za-z0-9_\n-' '-' | cut -c1-24)"
+    RABBIT_NODE="kvmesh-${tag}-$(printf '%04x%04x' $RANDOM $RANDOM)@localhost"
+  fi
+  prepare_dirs
+  write_state   # from here on `stop` can clean up, even after a failed start
+
+  fail() {
+    log "FAILED to start $1; stopping what was started"
+    do_stop || true
+    exit 1
+  }
+  # RabbitMQ boots slowest: launch it first, prepare postgres and redis meanwhile.
+  rmq_launch || fail rabbitmq
+  t=$(now_ms); pg_init || fail postgres; pg_start || fail postgres; pg_create_db || fail postgres
+  log "postgres ready on 127.0.0.1:$PG_PORT ($(elapsed "$t"))"
+  t=$(now_ms); redis_start || fail redis
+  log "redis ready on 127.0.0.1:$REDIS_PORT ($(elapsed "$t"))"
+  t=$(now_ms); rmq_wait || fail rabbitmq
+  log "rabbitmq ready on 127.0.0.1:$AMQP_PORT ($(elapsed "$t") after postgres+redis)"
+  write_env
+  log "all servers up in $(elapsed "$t0"); env: $ENV_FILE"
+}
+
+do_stop() {  # stops everything in RUN_DIR (state may be partial)
+  load_state || true
+  PG_BIN="$(pg_bindir)"; RMQ_BIN="$(rabbit_bin)"
+  if [ -n "$RABBIT_NODE" ] && [ -n "$RMQ_BIN" ]; then rmq_stop || true; fi
+  if [ -n "$PG_BIN" ] && [ -f "$PG_DATA/postmaster.pid" ]; then pg_stop || true; fi
+  if [ -n "$REDIS_PORT" ]; then redis_stop nosave || true; fi
+  # Sweep: anything of this run still alive (crashed start, stuck process) is killed.
+  local left
+  left="$(run_procs)"
+  if [ -n "$left" ]; then
+    warn "leftover processes: $(echo "$left" | tr '\n' ' ')"
+    # shellcheck disable=SC2046
+    kill_hard leftover $(echo "$left" | awk '{print $1}') || true
+    left="$(run_procs)"
+  fi
+  if [ -n "${PG_SOCK:-}" ] && [[ "$PG_SOCK" == /tmp/kvmesh-pgsock.* ]]; then rm -rf "$PG_SOCK"; fi
+  rm -f "$ENV_FILE"
+  if [ -n "$left" ]; then warn "could not stop: $left"; return 1; fi
+  return 0
+}
+
+cmd_stop() {
+  [ -n "${1:-}" ] || usage
+  if [ ! -d "$1" ]; then log "stop: $1 does not exist; nothing to stop"; return 0; fi
+  set_run_dir "$1"
+  lock_run_dir
+  local t0
+  t0=$(now_ms)
+  do_stop
+  log "stopped all servers of $RUN_DIR in $(elapsed "$t0")"
+}
+
+cmd_ctl() {
+  [ $# -ge 3 ] || usage
+  set_run_dir "$1"
+  local part="$2" action="$3" t0
+  lock_run_dir
+  require_state
+  t0=$(now_ms)
+  case "$part:$action" in
+    redis:stop)       redis_stop save ;;
+    redis:start)      redis_start || die "redis did not start" ;;
+    postgres:stop)    pg_stop ;;
+    postgres:start)   pg_start || die "postgres did not start" ;;
+    rabbitmq:stop)    rmq_stop ;;
+    rabbitmq:start)   { rmq_launch && rmq_wait; } || die "rabbitmq did not start" ;;
+    redis:status)     redis_ping && echo up || { echo down; return 3; } ;;
+    postgres:status)  [ -n "$(pg_pid)" ] && pg_ready && echo up || { echo down; return 3; } ;;
+    rabbitmq:status)  port_open "$AMQP_PORT" && [ -n "$(rmq_pids)" ] && echo up || { echo down; return 3; } ;;
+    *) die "usage: $(basename "$SELF") ctl RUN_DIR redis|postgres|rabbitmq stop|start|status" ;;
+  esac
+  [ "$action" = status ] || log "ctl $part $action done in $(elapsed "$t0")"
+}
+
+cmd_status() {
+  set_run_dir "${1:-}"
+  require_state
+  local rc=0 s
+  s=down; [ -n "$(pg_pid)" ] && pg_ready && s=up;              echo "postgres 127.0.0.1:$PG_PORT $s"; [ $s = up ] || rc=3
+  s=down; redis_ping && s=up;                                  echo "redis 127.0.0.1:$REDIS_PORT $s"; [ $s = up ] || rc=3
+  s=down; port_open "$AMQP_PORT" && [ -n "$(rmq_pids)" ] && s=up; echo "rabbitmq 127.0.0.1:$AMQP_PORT $RABBIT_NODE $s"; [ $s = up ] || rc=3
+  return $rc
+}
+
+cmd_env() {
+  set_run_dir "${1:-}"
+  [ -f "$ENV_FILE" ] || die "no $ENV_FILE (servers not started or already stopped)"
+  cat "$ENV_FILE"
+}
+
+main() {
+  local cmd="${1:-}"
+  [ $# -gt 0 ] && shift
+  case "$cmd" in
+    install)     cmd_install ;;
+    start)       cmd_start "$@" ;;
+    stop)        cmd_stop "$@" ;;
+    ctl)         cmd_ctl "$@" ;;
+    env)         cmd_env "$@" ;;
+    status)      cmd_status "$@" ;;
+    rabbitmqctl) [ $# -ge 1 ] || usage; set_run_dir "$1"; shift; require_state; rmqctl "$@" ;;
+    __rmqctl)    set_run_dir "$1"; shift; require_state; rmqctl "$@" ;;            # internal (no lock)
+    -h|--help|help|"") usage ;;
+    *) echo "[servers] unknown command: $cmd" >&2; usage ;;
+  esac
+}
+
+main "$@"
