@@ -363,13 +363,33 @@ log_min_duration_statement = -1
 EOF
 }
 
+# After a crash (postmaster killed), postgres refuses to start while postmaster.pid names a pid that still
+# exists (even as an unreaped zombie) or old backends are alive: wait for / kill orphans, drop the stale file.
+pg_clear_stale() {
+  [ -f "$PG_DATA/postmaster.pid" ] || return 0
+  [ -n "$(pg_pid)" ] && return 0
+  local orphans
+  orphans="$(run_procs | awk '$2=="postgres" {print $1}' | tr '\n' ' ')"
+  # shellcheck disable=SC2086
+  if [ -n "${orphans// /}" ]; then wait_gone 5 $orphans || kill_hard postgres $orphans || true; fi
+  warn "postgres: removing stale postmaster.pid and socket lock"
+  rm -f "$PG_DATA/postmaster.pid" "$PG_SOCK/.s.PGSQL.$PG_PORT" "$PG_SOCK/.s.PGSQL.$PG_PORT.lock"
+}
+
 pg_start() {
-  if [ -n "$(pg_pid)" ] && pg_ready; then log "postgres: already running on 127.0.0.1:$PG_PORT"; return 0; fi
+  local i
+  if [ -n "$(pg_pid)" ]; then
+    for i in $(seq 1 $((START_TIMEOUT * 10))); do
+      pg_ready && { log "postgres: already running on 127.0.0.1:$PG_PORT"; return 0; }
+      [ -n "$(pg_pid)" ] || break
+      sleep 0.1
+    done
+  fi
+  pg_clear_stale
   log "starting postgres on 127.0.0.1:$PG_PORT"
   as_user_cmd postgres "$PG_DIR" -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOGS/postgres.log" -w -t "$START_TIMEOUT" \
     -o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1" start
   spawn "$LOGS/postgres-ctl.log" "${AS_USER_CMD[@]}" || { tail_log postgres "$LOGS/postgres-ctl.log" "$LOGS/postgres.log"; return 1; }
-  local i
   for i in $(seq 1 50); do pg_ready && return 0; sleep 0.1; done
   tail_log postgres "$LOGS/postgres.log"; return 1
 }
@@ -457,7 +477,7 @@ rmq_env() {
     RABBITMQ_ADVANCED_CONFIG_FILE="$RMQ_DIR/advanced.config"
     RABBITMQ_CONF_ENV_FILE="$RMQ_DIR/rabbitmq-env.conf"
     RABBITMQ_PID_FILE="$RMQ_PIDFILE"
-    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none"
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
     RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
     ERL_CRASH_DUMP="$LOGS/rabbitmq/erl_crash.dump"
     ERL_EPMD_ADDRESS=127.0.0.1
@@ -554,8 +574,10 @@ cmd_start() {
     log "reusing data in $RUN_DIR (node $RABBIT_NODE)"
   fi
   rm -f "$ENV_FILE"
-  local ports
-  ports=($(free_ports 4)) || die "could not find free ports"
+  local ports=() portline
+  portline="$(free_ports 4)" || die "could not find free ports"
+  read -r -a ports <<<"$portline"
+  [ ${#ports[@]} -eq 4 ] || die "could not find free ports"
   PG_PORT="${KVMESH_PG_PORT:-${ports[0]}}"
   REDIS_PORT="${KVMESH_REDIS_PORT:-${ports[1]}}"
   AMQP_PORT="${KVMESH_AMQP_PORT:-${ports[2]}}"
@@ -578,6 +600,9 @@ cmd_start() {
     do_stop || true
     exit 1
   }
+  interrupted() { log "interrupted; stopping what was started"; trap - INT TERM; do_stop || true; exit "$1"; }
+  trap 'interrupted 130' INT
+  trap 'interrupted 143' TERM
   # RabbitMQ boots slowest: launch it first, prepare postgres and redis meanwhile.
   rmq_launch || fail rabbitmq
   t=$(now_ms); pg_init || fail postgres; pg_start || fail postgres; pg_create_db || fail postgres
@@ -587,6 +612,7 @@ cmd_start() {
   t=$(now_ms); rmq_wait || fail rabbitmq
   log "rabbitmq ready on 127.0.0.1:$AMQP_PORT ($(elapsed "$t") after postgres+redis)"
   write_env
+  trap - INT TERM
   log "all servers up in $(elapsed "$t0"); env: $ENV_FILE"
 }
 
@@ -677,4 +703,4 @@ main() {
   esac
 }
 
-main "$@"
+main "$@"; exit $?   # single line: bash never reads past it, so replacing this file is safe for running copies

@@ -104,6 +104,25 @@ public final class KvConsumer implements AutoCloseable {
         return n;
     }
 
+    /** Operations this process recognised as applied before and skipped. */
+    public long duplicateCount() {
+        long n = 0;
+        for (PartitionWorker w : workers) {
+            n += w.duplicateCount();
+        }
+        return n;
+    }
+
+    /** Batches retried because the database was unavailable. */
+    public long retryCount() {
+        long n = 0;
+        for (PartitionWorker w : workers) {
+            n += w.retryCount();
+        }
+        return n;
+    }
+
+    /** Keys whose cache update waits for Redis to come back. */
     public int cacheBacklog() {
         return cacheUpdater.backlogSize();
     }

@@ -36,6 +36,8 @@ public final class PartitionWorker implements Runnable {
     private final Duration backoffMax;
     private final BlockingQueue<Delivery> inbox = new LinkedBlockingQueue<>();
     private final AtomicLong applied = new AtomicLong();
+    private final AtomicLong duplicates = new AtomicLong();
+    private final AtomicLong retries = new AtomicLong();
     private volatile boolean running = true;
 
     public PartitionWorker(int partition, BatchApplier applier, CacheUpdater cacheUpdater, AfterCommit afterCommit,
@@ -57,6 +59,16 @@ public final class PartitionWorker implements Runnable {
     /** Operations this worker applied (duplicates excluded). */
     public long appliedCount() {
         return applied.get();
+    }
+
+    /** Operations this worker recognised as applied before (redeliveries, retried requests) and skipped. */
+    public long duplicateCount() {
+        return duplicates.get();
+    }
+
+    /** Batches retried because the database was unavailable. */
+    public long retryCount() {
+        return retries.get();
     }
 
     public void stop() {
@@ -130,6 +142,7 @@ public final class PartitionWorker implements Runnable {
                     log.warn("partition {}: batch of {} failed: {}", partition, ops.size(), e.toString());
                     return false;
                 }
+                retries.incrementAndGet();
                 log.warn("partition {}: database unavailable, retrying in {} ms: {}", partition, backoff, e.getMessage());
                 Thread.sleep(backoff);
                 backoff = Math.min(backoff * 2, backoffMax.toMillis());
@@ -138,6 +151,7 @@ public final class PartitionWorker implements Runnable {
             afterCommit.committed(partition, ops);
             cacheUpdater.update(result.changed());
             applied.addAndGet(result.log().size());
+            duplicates.addAndGet(result.duplicates());
             settle(deliveries.getLast(), true);
             return true;
         }

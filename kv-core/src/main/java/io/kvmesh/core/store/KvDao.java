@@ -66,4 +66,11 @@ public interface KvDao {
             + " accept_time AS acceptTime, apply_time AS applyTime FROM kv_oplog WHERE id = :id")
     @RegisterConstructorMapper(OplogRow.class)
     Optional<OplogRow> findOperation(@Bind("id") String id);
+
+    /** The operations recorded for a key, in version order (rejected ones last). */
+    @SqlQuery("SELECT id, key, kind, version, outcome, reason, request_id AS requestId,"
+            + " accept_time AS acceptTime, apply_time AS applyTime FROM kv_oplog WHERE key = :key"
+            + " ORDER BY version NULLS LAST, apply_time")
+    @RegisterConstructorMapper(OplogRow.class)
+    List<OplogRow> operationsOfKey(@Bind("key") String key);
 }

@@ -1,0 +1,92 @@
+package io.kvmesh.it;
+
+import io.grpc.Status;
+import io.kvmesh.api.v1.GetRequest;
+import io.kvmesh.api.v1.GetResponse;
+import io.kvmesh.api.v1.PutRequest;
+import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.testing.TestServers;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.time.Duration;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+/** Redis and PostgreSQL really stopped and started again (same port, same data) while the stack runs. */
+class OutageIT {
+    private static Stack stack;
+
+    @BeforeAll
+    static void setUp() throws Exception {
+        stack = Stack.start("outage", 1, 1);
+    }
+
+    @AfterAll
+    static void tearDown() throws Exception {
+        stack.close();
+    }
+
+    @AfterEach
+    void serversBackUp() {
+        // whatever a failed assertion left behind, the next test class needs every server running
+        TestServers.ctl("redis", "start");
+        TestServers.ctl("postgres", "start");
+    }
+
+    private static GetResponse get(String key) {
+        return stack.client(0).get(GetRequest.newBuilder().setKey(key).build());
+    }
+
+    private static void put(String key, String value) {
+        assertThat(stack.client(0).put(PutRequest.newBuilder().setKey(key).setValue(value).build()).getStatus())
+                .isEqualTo("queued");
+    }
+
+    @Test
+    void redisDown_readsFromPostgresAndWritesApply_thenNoReadIsOlderThanApplied() {
+        put("cached", "before");
+        await().atMost(Duration.ofSeconds(10)).until(() -> ReadWriteIT.codeOf(() -> get("cached")) == Status.Code.OK
+                && get("cached").getSource().equals("redis"));
+
+        TestServers.ctl("redis", "stop"); // saves its data: "before" comes back with it
+
+        GetResponse during = get("cached");
+        assertThat(during.getSource()).isEqualTo("postgres");
+        assertThat(during.getData().getValue()).isEqualTo("before");
+        put("cached", "during");
+        put("fresh", "written while Redis was down");
+        await().atMost(Duration.ofSeconds(10)).until(() -> get("cached").getData().getValue().equals("during"));
+        assertThat(get("fresh").getSource()).isEqualTo("postgres");
+        assertThat(stack.consumer(0).cacheBacklog()).isGreaterThanOrEqualTo(1);
+
+        TestServers.ctl("redis", "start"); // reloads the cache as it was, "before" included
+
+        await().atMost(Duration.ofSeconds(20)).until(() -> stack.consumer(0).cacheBacklog() == 0);
+        for (int i = 0; i < 20; i++) {
+            GetResponse after = get("cached");
+            assertThat(after.getData().getValue()).isEqualTo("during");
+            assertThat(after.getData().getVersion()).isEqualTo(2);
+        }
+        await().atMost(Duration.ofSeconds(10)).until(() -> get("cached").getSource().equals("redis"));
+    }
+
+    @Test
+    void postgresDown_putsStillAcknowledged_appliedAfterItReturns() {
+        TestServers.ctl("postgres", "stop");
+        put("while-pg-down", "1");
+        put("while-pg-down", "2");
+        long retriesBefore = stack.consumer(0).retryCount();
+        // the consumer holds the batch and retries; nothing is acked or dead-lettered meanwhile
+        await().atMost(Duration.ofSeconds(20)).until(() -> stack.consumer(0).retryCount() > retriesBefore + 1);
+        TestServers.ctl("postgres", "start");
+        await().atMost(Duration.ofSeconds(30)).until(() ->
+                stack.store.find("while-pg-down").map(Entry::version).orElse(0L) == 2L);
+        assertThat(stack.store.find("while-pg-down")).map(Entry::value).contains("2");
+        await().atMost(Duration.ofSeconds(10)).until(() -> ReadWriteIT.codeOf(() -> get("while-pg-down")) == Status.Code.OK);
+        assertThat(get("while-pg-down").getData().getValue()).isEqualTo("2");
+    }
+}

@@ -1,0 +1,132 @@
+package io.kvmesh.it;
+
+import com.rabbitmq.client.Channel;
+import com.rabbitmq.client.Connection;
+import io.grpc.ManagedChannel;
+import io.grpc.inprocess.InProcessChannelBuilder;
+import io.grpc.inprocess.InProcessServerBuilder;
+import io.kvmesh.api.v1.KeyValueGrpc;
+import io.kvmesh.consumer.KvConsumer;
+import io.kvmesh.consumer.apply.AfterCommit;
+import io.kvmesh.consumer.config.ConsumerConfig;
+import io.kvmesh.core.config.Limits;
+import io.kvmesh.core.queue.AmqpConnections;
+import io.kvmesh.core.queue.QueueTopology;
+import io.kvmesh.core.store.Database;
+import io.kvmesh.core.store.KvStore;
+import io.kvmesh.core.testing.TestServers;
+import io.kvmesh.service.KvServiceServer;
+import io.kvmesh.service.config.ServiceConfig;
+
+import java.io.IOException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+
+/**
+ * kv-service replicas (in-process gRPC, production wiring) and kv-consumers, all against the run's real servers in a
+ * database, cache prefix and queue names of their own.
+ */
+final class Stack implements AutoCloseable {
+    final TestServers.Isolation iso;
+    private final List<KvServiceServer> services = new ArrayList<>();
+    private final List<ManagedChannel> channels = new ArrayList<>();
+    private final List<KvConsumer> consumers = new ArrayList<>();
+    private final Database database;
+    final KvStore store;
+    private final Connection amqp;
+    final QueueTopology topology;
+
+    private Stack(String name) throws IOException {
+        iso = TestServers.isolate(name);
+        database = Database.open(iso.postgres(), iso.startupTimeout());
+        store = new KvStore(database.jdbi());
+        amqp = new AmqpConnections(iso.amqp()).open("test");
+        topology = new QueueTopology(iso.amqp());
+        try (Channel ch = amqp.createChannel()) {
+            topology.declare(ch);
+        } catch (java.util.concurrent.TimeoutException e) {
+            throw new IOException(e);
+        }
+    }
+
+    static Stack start(String name, int replicas, int consumerCount) throws IOException {
+        Stack s = new Stack(name);
+        for (int i = 0; i < replicas; i++) {
+            s.addReplica();
+        }
+        for (int i = 0; i < consumerCount; i++) {
+            s.addConsumer(AfterCommit.NONE);
+        }
+        return s;
+    }
+
+    ServiceConfig serviceConfig() {
+        return new ServiceConfig("127.0.0.1", 0, 8, 2, Duration.ofSeconds(2), iso.startupTimeout(), iso.postgres(),
+                iso.redis(), iso.amqp(), Limits.DEFAULTS);
+    }
+
+    ConsumerConfig consumerConfig() {
+        return new ConsumerConfig(256, 128, Duration.ofMillis(500), Duration.ofMillis(200), iso.startupTimeout(),
+                iso.postgres(), iso.redis(), iso.amqp());
+    }
+
+    void addReplica() throws IOException {
+        String name = "kv-" + UUID.randomUUID();
+        services.add(KvServiceServer.create(serviceConfig(), InProcessServerBuilder.forName(name)).start());
+        channels.add(InProcessChannelBuilder.forName(name).build());
+    }
+
+    KvConsumer addConsumer(AfterCommit hook) {
+        KvConsumer c = KvConsumer.create(consumerConfig(), hook).start();
+        consumers.add(c);
+        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(20)).until(c::isConsuming);
+        return c;
+    }
+
+    KeyValueGrpc.KeyValueBlockingStub client(int replica) {
+        return KeyValueGrpc.newBlockingStub(channels.get(replica)).withDeadlineAfter(Duration.ofSeconds(15));
+    }
+
+    KvConsumer consumer(int i) {
+        return consumers.get(i);
+    }
+
+    /** Messages ready in all partition queues (not yet delivered to a consumer). */
+    long readyMessages() throws IOException {
+        long n = 0;
+        try (Channel ch = amqp.createChannel()) {
+            for (int p = 0; p < topology.partitions(); p++) {
+                n += ch.queueDeclarePassive(topology.partitionQueue(p)).getMessageCount();
+            }
+        } catch (java.util.concurrent.TimeoutException e) {
+            throw new IOException(e);
+        }
+        return n;
+    }
+
+    @Override
+    public void close() throws Exception {
+        for (ManagedChannel c : channels) {
+            c.shutdownNow();
+        }
+        for (KvServiceServer s : services) {
+            s.stop();
+        }
+        for (KvConsumer c : consumers) {
+            c.close();
+        }
+        try (Channel ch = amqp.createChannel()) {
+            for (int p = 0; p < topology.partitions(); p++) {
+                ch.queueDelete(topology.partitionQueue(p));
+            }
+            ch.queueDelete(topology.deadLetterQueue());
+            ch.exchangeDelete(topology.opsExchange());
+            ch.exchangeDelete(topology.deadLetterExchange());
+        }
+        amqp.close();
+        database.close();
+        iso.close();
+    }
+}

@@ -1,0 +1,88 @@
+package io.kvmesh.service.grpc;
+
+import io.grpc.ManagedChannel;
+import io.grpc.Server;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.inprocess.InProcessChannelBuilder;
+import io.grpc.inprocess.InProcessServerBuilder;
+import io.kvmesh.api.v1.DeleteRequest;
+import io.kvmesh.api.v1.GetRequest;
+import io.kvmesh.api.v1.KeyValueGrpc;
+import io.kvmesh.api.v1.KeyValueInput;
+import io.kvmesh.api.v1.ListRequest;
+import io.kvmesh.api.v1.PutRequest;
+import io.kvmesh.core.config.Limits;
+import io.kvmesh.core.validate.Validator;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.UUID;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowableOfType;
+
+/**
+ * The handlers' request checks, in-process. The read and write paths are absent on purpose: a request that fails its
+ * check must be answered before either is touched (the integration tests cover the paths on real servers).
+ */
+class KeyValueServiceTest {
+    private Server server;
+    private ManagedChannel channel;
+    private KeyValueGrpc.KeyValueBlockingStub stub;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        String name = UUID.randomUUID().toString();
+        server = InProcessServerBuilder.forName(name).directExecutor()
+                .addService(new KeyValueService(null, null, new Validator(new Limits(16, 32, 10, 50))))
+                .build().start();
+        channel = InProcessChannelBuilder.forName(name).directExecutor().build();
+        stub = KeyValueGrpc.newBlockingStub(channel);
+    }
+
+    @AfterEach
+    void tearDown() {
+        channel.shutdownNow();
+        server.shutdownNow();
+    }
+
+    @Test
+    void get_returnsInvalidArgument_whenKeyEmpty() {
+        assertInvalid(() -> stub.get(GetRequest.getDefaultInstance()), "key must not be empty");
+    }
+
+    @Test
+    void put_returnsInvalidArgument_forEachBadInput() {
+        assertInvalid(() -> stub.put(PutRequest.newBuilder().setValue("v").build()), "key must not be empty");
+        assertInvalid(() -> stub.put(PutRequest.newBuilder().setKey("k".repeat(17)).setValue("v").build()),
+                "key is 17 bytes; the limit is 16");
+        assertInvalid(() -> stub.put(PutRequest.newBuilder().setKey("k").setValue("v".repeat(33)).build()),
+                "value is 33 bytes; the limit is 32");
+        assertInvalid(() -> stub.put(PutRequest.newBuilder().setKey("tab\tkey").setValue("v").build()),
+                "control characters");
+        assertInvalid(() -> stub.put(PutRequest.newBuilder()
+                .setData(KeyValueInput.newBuilder().setValue("v")).build()), "key must not be empty");
+        assertInvalid(() -> stub.put(PutRequest.newBuilder().setKey("a")
+                .setData(KeyValueInput.newBuilder().setKey("b").setValue("v")).build()), "not both");
+    }
+
+    @Test
+    void delete_returnsInvalidArgument_whenKeyEmpty() {
+        assertInvalid(() -> stub.delete(DeleteRequest.getDefaultInstance()), "key must not be empty");
+    }
+
+    @Test
+    void list_returnsInvalidArgument_forNegativePageSizeOrBadPrefix() {
+        assertInvalid(() -> stub.list(ListRequest.newBuilder().setPageSize(-5).build()), "page_size must not be negative");
+        assertInvalid(() -> stub.list(ListRequest.newBuilder().setPrefix("a\u0001").build()), "control characters");
+    }
+
+    private static void assertInvalid(Runnable call, String message) {
+        StatusRuntimeException e = catchThrowableOfType(StatusRuntimeException.class, call::run);
+        assertThat(e).as("expected INVALID_ARGUMENT").isNotNull();
+        assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(e.getStatus().getDescription()).contains(message);
+    }
+}
