@@ -9,6 +9,8 @@ import io.kvmesh.consumer.apply.AfterCommit;
 import io.kvmesh.consumer.apply.BatchApplier;
 import io.kvmesh.consumer.apply.CacheUpdater;
 import io.kvmesh.consumer.apply.Delivery;
+import io.kvmesh.consumer.apply.EventPublisher;
+import io.kvmesh.consumer.apply.ExpirySweeper;
 import io.kvmesh.consumer.apply.PartitionWorker;
 import io.kvmesh.consumer.config.ConsumerConfig;
 import io.kvmesh.core.cache.KvCache;
@@ -23,6 +25,8 @@ import java.io.IOException;
 import java.time.Clock;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -45,6 +49,8 @@ public final class KvConsumer implements AutoCloseable {
     private final Thread supervisor;
     private volatile boolean running = true;
     private volatile Connection connection;
+    private volatile Channel sweeperChannel;
+    private final ScheduledExecutorService sweeps;
 
     private KvConsumer(ConsumerConfig config, AfterCommit afterCommit) {
         this.config = config;
@@ -54,14 +60,22 @@ public final class KvConsumer implements AutoCloseable {
         this.cacheUpdater = new CacheUpdater(cache, clock, config.redis().timeout().multipliedBy(2), config.cacheRetry());
         this.connections = new AmqpConnections(config.amqp());
         this.topology = new QueueTopology(config.amqp());
-        BatchApplier applier = new BatchApplier(new KvStore(database.jdbi()));
+        KvStore store = new KvStore(database.jdbi());
+        BatchApplier applier = new BatchApplier(store);
+        EventPublisher events = new EventPublisher(topology);
         int partitions = config.amqp().partitions();
         this.workers = new PartitionWorker[partitions];
         this.channels = new Channel[partitions];
         for (int p = 0; p < partitions; p++) {
-            workers[p] = new PartitionWorker(p, applier, cacheUpdater, afterCommit, clock, config.batchSize(),
+            workers[p] = new PartitionWorker(p, applier, cacheUpdater, events, afterCommit, clock, config.batchSize(),
                     config.retryBackoffMax());
         }
+        ExpirySweeper sweeper = new ExpirySweeper(store, cacheUpdater, events, () -> sweeperChannel, clock,
+                config.oplogRetention());
+        this.sweeps = Executors.newSingleThreadScheduledExecutor(
+                Thread.ofPlatform().name("kv-expiry").daemon(true).factory());
+        sweeps.scheduleWithFixedDelay(sweeper, config.expirySweep().toMillis(), config.expirySweep().toMillis(),
+                TimeUnit.MILLISECONDS);
         this.supervisor = Thread.ofPlatform().name("kv-consumer-supervisor").daemon(true).unstarted(this::supervise);
     }
 
@@ -138,6 +152,7 @@ public final class KvConsumer implements AutoCloseable {
                         topology.declare(ch);
                     }
                     connection = c;
+                    sweeperChannel = c.createChannel();
                     log.info("connected to the broker; consuming {} partition queues", workers.length);
                 }
                 for (int p = 0; p < workers.length; p++) {
@@ -187,6 +202,7 @@ public final class KvConsumer implements AutoCloseable {
     public void close() {
         running = false;
         supervisor.interrupt();
+        sweeps.shutdownNow();
         Connection c = connection;
         if (c != null && c.isOpen()) {
             try {

@@ -63,13 +63,14 @@ final class Stack implements AutoCloseable {
     }
 
     ServiceConfig serviceConfig() {
-        return new ServiceConfig("127.0.0.1", 0, 8, 2, Duration.ofSeconds(2), iso.startupTimeout(), iso.postgres(),
+        return new ServiceConfig("127.0.0.1", 0, 8, 2, Duration.ofSeconds(2), iso.startupTimeout(),
+                Duration.ofSeconds(5), 1000, Duration.ofHours(1), iso.postgres(),
                 iso.redis(), iso.amqp(), Limits.DEFAULTS);
     }
 
     ConsumerConfig consumerConfig() {
         return new ConsumerConfig(256, 128, Duration.ofMillis(500), Duration.ofMillis(200), iso.startupTimeout(),
-                iso.postgres(), iso.redis(), iso.amqp());
+                Duration.ofMillis(200), Duration.ofHours(1), iso.postgres(), iso.redis(), iso.amqp());
     }
 
     void addReplica() throws IOException {

@@ -10,6 +10,7 @@ import io.kvmesh.api.v1.KeyValueGrpc;
 import io.kvmesh.core.cache.KvCache;
 import io.kvmesh.core.queue.AmqpConnections;
 import io.kvmesh.core.queue.OperationPublisher;
+import io.kvmesh.core.queue.QueueTopology;
 import io.kvmesh.core.store.Database;
 import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.validate.Validator;
@@ -17,6 +18,9 @@ import io.kvmesh.service.config.ServiceConfig;
 import io.kvmesh.service.grpc.KeyValueService;
 import io.kvmesh.service.grpc.RequestIdInterceptor;
 import io.kvmesh.service.read.ReadPath;
+import io.kvmesh.service.watch.EventSubscriber;
+import io.kvmesh.service.watch.WatchHub;
+import io.kvmesh.service.write.SyncWaiters;
 import io.kvmesh.service.write.WritePath;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -42,18 +46,22 @@ public final class KvServiceServer {
     private final Database database;
     private final KvCache cache;
     private final OperationPublisher publisher;
+    private final EventSubscriber events;
+    private final WatchHub watchHub;
     private final ExecutorService workers;
     private final ExecutorService dbExecutor;
 
     private KvServiceServer(ServiceConfig config, Server server, HealthStatusManager health, Database database,
-                            KvCache cache, OperationPublisher publisher, ExecutorService workers,
-                            ExecutorService dbExecutor) {
+                            KvCache cache, OperationPublisher publisher, EventSubscriber events, WatchHub watchHub,
+                            ExecutorService workers, ExecutorService dbExecutor) {
         this.config = config;
         this.server = server;
         this.health = health;
         this.database = database;
         this.cache = cache;
         this.publisher = publisher;
+        this.events = events;
+        this.watchHub = watchHub;
         this.workers = workers;
         this.dbExecutor = dbExecutor;
     }
@@ -72,10 +80,19 @@ public final class KvServiceServer {
         ExecutorService workers = Executors.newFixedThreadPool(config.workerThreads(), named("kv-grpc"));
         ExecutorService dbExecutor = Executors.newFixedThreadPool(config.postgres().poolSize(), named("kv-db"));
         Clock clock = Clock.systemUTC();
+        SyncWaiters waiters = new SyncWaiters();
+        WatchHub watchHub = new WatchHub(config.watchBuffer());
+        EventSubscriber events = new EventSubscriber(new AmqpConnections(config.amqp()),
+                new QueueTopology(config.amqp()), event -> {
+                    waiters.complete(event);
+                    watchHub.publish(event);
+                }).start();
         KeyValueService service = new KeyValueService(
                 new ReadPath(cache, new KvStore(database.jdbi()), dbExecutor, clock),
-                new WritePath(publisher, clock),
-                new Validator(config.limits()));
+                new WritePath(publisher, waiters, cache, config.pendingMarkTtl(), clock),
+                watchHub,
+                new Validator(config.limits()),
+                config.syncTimeout());
         HealthStatusManager health = new HealthStatusManager();
         Server server = builder
                 .executor(workers)
@@ -84,7 +101,8 @@ public final class KvServiceServer {
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .maxInboundMessageSize(config.limits().maxValueBytes() + config.limits().maxKeyBytes() + 64 * 1024)
                 .build();
-        return new KvServiceServer(config, server, health, database, cache, publisher, workers, dbExecutor);
+        return new KvServiceServer(config, server, health, database, cache, publisher, events, watchHub, workers,
+                dbExecutor);
     }
 
     public KvServiceServer start() throws IOException {
@@ -103,6 +121,7 @@ public final class KvServiceServer {
     /** Marks the server NOT_SERVING, lets in-flight calls finish, then closes clients in reverse order of creation. */
     public void stop() {
         health.enterTerminalState();
+        watchHub.closeAll();
         server.shutdown();
         try {
             if (!server.awaitTermination(config.shutdownGrace().toMillis(), TimeUnit.MILLISECONDS)) {
@@ -114,10 +133,16 @@ public final class KvServiceServer {
         }
         workers.shutdown();
         dbExecutor.shutdown();
+        events.close();
         publisher.close();
         cache.close();
         database.close();
         log.info("kv-service stopped");
+    }
+
+    /** Whether this replica receives change events (needed for SYNC writes and Watch). */
+    public boolean isSubscribed() {
+        return events.isSubscribed();
     }
 
     public void blockUntilShutdown() throws InterruptedException {

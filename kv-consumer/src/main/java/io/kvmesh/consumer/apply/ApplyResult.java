@@ -1,13 +1,13 @@
 package io.kvmesh.consumer.apply;
 
 import io.kvmesh.core.model.Entry;
-import io.kvmesh.core.store.OplogRow;
+import io.kvmesh.queue.v1.ChangeEvent;
 
 import java.util.List;
 
 /**
- * What one committed batch did: the final state of each key it changed (in key order) and the operation log rows it
- * wrote. Operations recognised as already applied appear in neither.
+ * What one committed batch did: the final state of each key it changed (in key order, for the cache), one event per
+ * operation in apply order (replays of operations applied before included, flagged), and how many were new.
  */
-public record ApplyResult(List<Entry> changed, List<OplogRow> log, int duplicates) {
+public record ApplyResult(List<Entry> changed, List<ChangeEvent> events, int appliedNow, int duplicates) {
 }

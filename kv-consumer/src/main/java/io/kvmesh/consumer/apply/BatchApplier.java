@@ -3,6 +3,7 @@ package io.kvmesh.consumer.apply;
 import io.kvmesh.core.model.Entry;
 import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.store.OplogRow;
+import io.kvmesh.queue.v1.ChangeEvent;
 import io.kvmesh.queue.v1.Operation;
 
 import java.time.Instant;
@@ -16,9 +17,10 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 
 /**
- * Applies a batch of operations, in queue order, in one transaction: locks the rows of the batch's keys, skips
- * operations whose id is already in the operation log, folds the rest per key in memory (version = previous + 1,
- * conditions checked against the state at that point), then writes one row per key and one log row per operation.
+ * Applies a batch of operations, in queue order, in one transaction: locks the rows of the batch's keys, recognises
+ * operations whose id is already in the operation log (and replays their recorded outcome as an event), folds the
+ * rest per key in memory (version = previous + 1, conditions checked against the state at that point), then writes
+ * one row per key and one log row per operation.
  */
 public final class BatchApplier {
     private final KvStore store;
@@ -29,7 +31,7 @@ public final class BatchApplier {
 
     public ApplyResult apply(List<Operation> ops, Instant now) {
         if (ops.isEmpty()) {
-            return new ApplyResult(List.of(), List.of(), 0);
+            return new ApplyResult(List.of(), List.of(), 0, 0);
         }
         Set<String> keys = new TreeSet<>();
         List<String> ids = new ArrayList<>(ops.size());
@@ -42,24 +44,37 @@ public final class BatchApplier {
             for (Entry e : dao.lockAll(keys)) {
                 state.put(e.key(), e);
             }
-            Set<String> seen = new HashSet<>(dao.knownOperations(ids));
+            Map<String, OplogRow> known = new HashMap<>();
+            for (OplogRow row : dao.knownOperations(ids)) {
+                known.put(row.id(), row);
+            }
+            Set<String> seen = new HashSet<>();
             Map<String, Entry> changed = new TreeMap<>();
             List<OplogRow> log = new ArrayList<>(ops.size());
+            List<ChangeEvent> events = new ArrayList<>(ops.size());
             int duplicates = 0;
             for (Operation op : ops) {
-                if (!seen.add(op.getId())) {
+                if (!seen.add(op.getId()) || known.containsKey(op.getId())) {
                     duplicates++;
+                    OplogRow before = known.get(op.getId());
+                    if (before != null) {
+                        events.add(Events.replay(before));
+                    }
                     continue;
                 }
                 Entry current = state.getOrDefault(op.getKey(), Entry.absent(op.getKey()));
                 Outcome outcome = decide(op, current, now);
+                OplogRow row = new OplogRow(op.getId(), op.getKey(), op.getKind().name(), outcome.version(),
+                        outcome.outcome(), outcome.reason(), op.getRequestId().isEmpty() ? null : op.getRequestId(),
+                        Instant.ofEpochSecond(0, op.getAcceptTimeMicros() * 1_000), now);
+                log.add(row);
                 if (outcome.next() != null) {
                     state.put(op.getKey(), outcome.next());
                     changed.put(op.getKey(), outcome.next());
+                    events.add(Events.changed(op.getId(), Events.kind(op.getKind().name()), outcome.next(), now));
+                } else {
+                    events.add(Events.replay(row).toBuilder().setReplayed(false).build());
                 }
-                log.add(new OplogRow(op.getId(), op.getKey(), op.getKind().name(), outcome.version(),
-                        outcome.outcome(), outcome.reason(), op.getRequestId().isEmpty() ? null : op.getRequestId(),
-                        Instant.ofEpochSecond(0, op.getAcceptTimeMicros() * 1_000), now));
             }
             if (!changed.isEmpty()) {
                 dao.upsert(changed.values());
@@ -67,14 +82,14 @@ public final class BatchApplier {
             if (!log.isEmpty()) {
                 dao.insertOplog(log);
             }
-            return new ApplyResult(List.copyOf(changed.values()), log, duplicates);
+            return new ApplyResult(List.copyOf(changed.values()), events, log.size(), duplicates);
         });
     }
 
     /**
      * The result of one operation against the key's current state: the new state ({@code null} = unchanged),
-     * APPLIED or REJECTED, the version to record ({@code null} when rejected) and a reason (why it was rejected, or
-     * why nothing changed).
+     * APPLIED or REJECTED, the version (after the operation; for a rejection, the version it met) and a reason (why
+     * it was rejected, or why nothing changed).
      */
     record Outcome(Entry next, String outcome, Long version, String reason) {
     }
@@ -83,8 +98,8 @@ public final class BatchApplier {
         boolean live = current.isLiveAt(now);
         long visibleVersion = live ? current.version() : 0;
         if (op.hasExpectedVersion() && op.getExpectedVersion() != visibleVersion) {
-            return new Outcome(null, OplogRow.REJECTED, null, "version conflict: expected version " + op.getExpectedVersion()
-                    + ", current version " + visibleVersion);
+            return new Outcome(null, OplogRow.REJECTED, visibleVersion, "version conflict: expected version "
+                    + op.getExpectedVersion() + ", current version " + visibleVersion);
         }
         return switch (op.getKind()) {
             case PUT -> {

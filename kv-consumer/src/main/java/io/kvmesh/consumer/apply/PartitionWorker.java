@@ -11,6 +11,7 @@ import org.slf4j.LoggerFactory;
 import java.io.IOException;
 import java.time.Clock;
 import java.time.Duration;
+import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
@@ -20,7 +21,7 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Applies one partition's deliveries in queue order: takes what has arrived (up to the batch size), applies it in one
- * transaction, updates the cache, then acknowledges. While PostgreSQL is down it holds the batch and retries with
+ * transaction, updates the cache, publishes the change events, then acknowledges. While PostgreSQL is down it holds the batch and retries with
  * back-off (no ack, no requeue, so nothing is dead-lettered by an outage). Deliveries whose channel closed are
  * dropped unapplied: the broker redelivers them, to this consumer or to the one that takes the partition over.
  */
@@ -30,6 +31,7 @@ public final class PartitionWorker implements Runnable {
     private final int partition;
     private final BatchApplier applier;
     private final CacheUpdater cacheUpdater;
+    private final EventPublisher events;
     private final AfterCommit afterCommit;
     private final Clock clock;
     private final int batchSize;
@@ -40,11 +42,12 @@ public final class PartitionWorker implements Runnable {
     private final AtomicLong retries = new AtomicLong();
     private volatile boolean running = true;
 
-    public PartitionWorker(int partition, BatchApplier applier, CacheUpdater cacheUpdater, AfterCommit afterCommit,
-                           Clock clock, int batchSize, Duration backoffMax) {
+    public PartitionWorker(int partition, BatchApplier applier, CacheUpdater cacheUpdater, EventPublisher events,
+                           AfterCommit afterCommit, Clock clock, int batchSize, Duration backoffMax) {
         this.partition = partition;
         this.applier = applier;
         this.cacheUpdater = cacheUpdater;
+        this.events = events;
         this.afterCommit = afterCommit;
         this.clock = clock;
         this.batchSize = batchSize;
@@ -136,7 +139,8 @@ public final class PartitionWorker implements Runnable {
             }
             ApplyResult result;
             try {
-                result = applier.apply(ops, clock.instant());
+                // millisecond precision: what PostgreSQL and the cache hold must read back the same
+                result = applier.apply(ops, clock.instant().truncatedTo(ChronoUnit.MILLIS));
             } catch (RuntimeException e) {
                 if (!KvStore.isTransient(e)) {
                     log.warn("partition {}: batch of {} failed: {}", partition, ops.size(), e.toString());
@@ -150,7 +154,9 @@ public final class PartitionWorker implements Runnable {
             }
             afterCommit.committed(partition, ops);
             cacheUpdater.update(result.changed());
-            applied.addAndGet(result.log().size());
+            cacheUpdater.clearPending(ops.stream().map(Operation::getId).toList());
+            events.publish(deliveries.getLast().channel(), result.events());
+            applied.addAndGet(result.appliedNow());
             duplicates.addAndGet(result.duplicates());
             settle(deliveries.getLast(), true);
             return true;

@@ -15,9 +15,13 @@ import java.time.Duration;
  * @param retryBackoffMax longest pause between retries while PostgreSQL is down
  * @param cacheRetry      how often cache updates that failed (Redis down) are retried
  * @param startupTimeout  how long to wait for PostgreSQL at start-up
+ * @param expirySweep     how often entries past their TTL are turned into EXPIRE tombstones (the bound on how long
+ *                        an expired entry's row lingers; reads hide it at once)
+ * @param oplogRetention  how long operation log rows are kept: operation status lookups and the recognition of
+ *                        repeated request ids reach back this far
  */
 public record ConsumerConfig(int prefetch, int batchSize, Duration retryBackoffMax, Duration cacheRetry,
-                             Duration startupTimeout, PostgresConfig postgres, RedisConfig redis, AmqpConfig amqp) {
+                             Duration startupTimeout, Duration expirySweep, Duration oplogRetention, PostgresConfig postgres, RedisConfig redis, AmqpConfig amqp) {
 
     public static ConsumerConfig from(Env env) {
         return new ConsumerConfig(
@@ -26,6 +30,8 @@ public record ConsumerConfig(int prefetch, int batchSize, Duration retryBackoffM
                 env.millis("KVMESH_RETRY_BACKOFF_MAX_MS", 2_000),
                 env.millis("KVMESH_CACHE_RETRY_MS", 500),
                 env.millis("KVMESH_STARTUP_TIMEOUT_MS", 60_000),
+                env.millis("KVMESH_EXPIRY_SWEEP_MS", 1_000),
+                Duration.ofHours(env.integer("KVMESH_OPLOG_RETENTION_HOURS", 168, 1, 24 * 3650)),
                 PostgresConfig.from(env),
                 RedisConfig.from(env),
                 AmqpConfig.from(env));

@@ -93,7 +93,7 @@ public final class KvCache implements AutoCloseable {
 
     /** The cached state of a key: empty on a miss; a tombstone (no value) means "known not to exist". */
     public CompletableFuture<Optional<Entry>> get(String key) {
-        return redis.get(config.keyPrefix() + key).toCompletableFuture()
+        return redis.get(entryKey(key)).toCompletableFuture()
                 .orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS)
                 .thenApply(s -> s == null ? Optional.<Entry>empty() : Optional.of(CacheCodec.decode(key, s)));
     }
@@ -117,7 +117,7 @@ public final class KvCache implements AutoCloseable {
         } else {
             ttl = config.entryTtl().toMillis();
         }
-        String[] keys = {config.keyPrefix() + entry.key()};
+        String[] keys = {entryKey(entry.key())};
         String encoded = CacheCodec.encode(toCache);
         String version = Long.toString(entry.version());
         String px = Long.toString(Math.max(1, ttl));
@@ -131,7 +131,35 @@ public final class KvCache implements AutoCloseable {
 
     /** Removes a key from the cache whatever its version (tests and operators; the write path never needs it). */
     public CompletableFuture<Long> evict(String key) {
-        return redis.del(config.keyPrefix() + key).toCompletableFuture();
+        return redis.del(entryKey(key)).toCompletableFuture();
+    }
+
+    /** Notes that an operation was accepted and is not applied yet (for operation status lookups). */
+    public CompletableFuture<String> markPending(String operationId, Duration ttl) {
+        return redis.psetex(pendingKey(operationId), ttl.toMillis(), "1").toCompletableFuture();
+    }
+
+    /** Whether an operation is marked accepted-but-not-applied. */
+    public CompletableFuture<Boolean> isPending(String operationId) {
+        return redis.exists(pendingKey(operationId)).toCompletableFuture()
+                .orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS).thenApply(n -> n > 0);
+    }
+
+    /** Removes the pending marks of applied operations (best effort: the marks expire anyway). */
+    public CompletableFuture<Long> clearPending(java.util.Collection<String> operationIds) {
+        if (operationIds.isEmpty()) {
+            return CompletableFuture.completedFuture(0L);
+        }
+        return redis.del(operationIds.stream().map(this::pendingKey).toArray(String[]::new)).toCompletableFuture();
+    }
+
+    /** Entries live under {@code <prefix>v:<key>}, pending marks under {@code <prefix>o:<id>}: they never collide. */
+    private String entryKey(String key) {
+        return config.keyPrefix() + "v:" + key;
+    }
+
+    private String pendingKey(String operationId) {
+        return config.keyPrefix() + "o:" + operationId;
     }
 
     public boolean isConnected() {

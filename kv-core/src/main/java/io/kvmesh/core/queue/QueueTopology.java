@@ -14,6 +14,7 @@ import java.util.Map;
  *   <li>{@code <p>.ops}: direct exchange; routing key = partition number</li>
  *   <li>{@code <p>.ops.<n>}: quorum queue per partition, single active consumer, dead-letters to {@code <p>.ops.dlx}</li>
  *   <li>{@code <p>.ops.dead}: quorum queue holding operations that could never be applied</li>
+ *   <li>{@code <p>.events}: fanout exchange of change events (SYNC completion, Watch)</li>
  * </ul>
  */
 public final class QueueTopology {
@@ -35,6 +36,11 @@ public final class QueueTopology {
         return config.namePrefix() + ".ops.dead";
     }
 
+    /** Fanout exchange of change events; each kv-service replica binds its own exclusive queue to it. */
+    public String eventsExchange() {
+        return config.namePrefix() + ".events";
+    }
+
     public String partitionQueue(int partition) {
         return config.namePrefix() + ".ops." + partition;
     }
@@ -52,6 +58,7 @@ public final class QueueTopology {
         channel.queueDeclare(deadLetterQueue(), true, false, false, Map.of("x-queue-type", "quorum"));
         channel.queueBind(deadLetterQueue(), deadLetterExchange(), "");
         channel.exchangeDeclare(opsExchange(), BuiltinExchangeType.DIRECT, true);
+        channel.exchangeDeclare(eventsExchange(), BuiltinExchangeType.FANOUT, true);
         Map<String, Object> args = Map.of(
                 "x-queue-type", "quorum",
                 "x-single-active-consumer", true,

@@ -74,8 +74,9 @@ public final class Database implements AutoCloseable {
         while (true) {
             try {
                 var result = flyway.migrate();
-                log.info("schema at version {} ({} migrations applied now)", result.targetSchemaVersion,
-                        result.migrationsExecuted);
+                var current = flyway.info().current();
+                log.info("schema at version {} ({} migrations applied now)",
+                        current == null ? "none" : current.getVersion(), result.migrationsExecuted);
                 return;
             } catch (RuntimeException e) {
                 if (System.nanoTime() > deadline) {

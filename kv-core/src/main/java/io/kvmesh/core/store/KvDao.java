@@ -7,11 +7,11 @@ import org.jdbi.v3.sqlobject.customizer.BindList;
 import org.jdbi.v3.sqlobject.customizer.BindMethods;
 import org.jdbi.v3.sqlobject.statement.SqlBatch;
 import org.jdbi.v3.sqlobject.statement.SqlQuery;
+import org.jdbi.v3.sqlobject.statement.SqlUpdate;
 
 import java.util.Collection;
 import java.util.List;
 import java.util.Optional;
-import java.util.Set;
 
 /** The SQL of the {@code kv} and {@code kv_oplog} tables, one method per statement. */
 @RegisterConstructorMapper(Entry.class)
@@ -42,9 +42,29 @@ public interface KvDao {
     @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key IN (<keys>) ORDER BY key FOR UPDATE")
     List<Entry> lockAll(@BindList("keys") Collection<String> keys);
 
-    /** Which of these operation ids were applied (or rejected) already. */
-    @SqlQuery("SELECT id FROM kv_oplog WHERE id IN (<ids>)")
-    Set<String> knownOperations(@BindList("ids") Collection<String> ids);
+    /** The log rows of those of these operation ids that were applied (or rejected) already. */
+    @SqlQuery("SELECT id, key, kind, version, outcome, reason, request_id AS requestId,"
+            + " accept_time AS acceptTime, apply_time AS applyTime FROM kv_oplog WHERE id IN (<ids>)")
+    @RegisterConstructorMapper(OplogRow.class)
+    List<OplogRow> knownOperations(@BindList("ids") Collection<String> ids);
+
+    /**
+     * Live entries whose TTL has passed, oldest first, locked; rows another applier holds are skipped, so several
+     * consumers can sweep at once without doing the same work.
+     */
+    @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE value IS NOT NULL AND expire_time <= :now"
+            + " ORDER BY expire_time LIMIT :limit FOR UPDATE SKIP LOCKED")
+    List<Entry> lockExpired(@Bind("now") java.time.Instant now, @Bind("limit") int limit);
+
+    /** Forgets operation log rows older than the retention (their ids can no longer be recognised as repeats). */
+    @SqlUpdate("DELETE FROM kv_oplog WHERE id IN (SELECT id FROM kv_oplog WHERE apply_time < :before LIMIT :limit)")
+    int deleteOplogBefore(@Bind("before") java.time.Instant before, @Bind("limit") int limit);
+
+    /** Live entries under a prefix (all keys for "") with at least this version, tombstones included, in key order. */
+    @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key > :after AND starts_with(key, :prefix)"
+            + " AND version >= :minVersion ORDER BY key LIMIT :limit")
+    List<Entry> changedSince(@Bind("prefix") String prefix, @Bind("minVersion") long minVersion,
+                             @Bind("after") String after, @Bind("limit") int limit);
 
     /** Writes the final state of each key; one statement per key, sent as one batch. */
     @SqlBatch("INSERT INTO kv (key, value, version, create_time, update_time, expire_time)"

@@ -35,6 +35,11 @@ public final class KvStore {
                 : dao.listPrefix(prefix, prefix + MAX_CHAR, after, limit)));
     }
 
+    /** Entries under {@code prefix} with version >= {@code minVersion}, tombstones included, after {@code after}. */
+    public List<Entry> changedSince(String prefix, long minVersion, String after, int limit) {
+        return call(() -> jdbi.withExtension(KvDao.class, dao -> dao.changedSince(prefix, minVersion, after, limit)));
+    }
+
     public Optional<OplogRow> findOperation(String id) {
         return call(() -> jdbi.withExtension(KvDao.class, dao -> dao.findOperation(id)));
     }

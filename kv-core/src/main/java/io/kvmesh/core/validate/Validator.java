@@ -60,6 +60,39 @@ public final class Validator {
         return Math.min(requested, limits.maxPageSize());
     }
 
+    /** A condition's expected version: 0 (must not exist) or a positive version. */
+    public void checkExpectedVersion(long expected) {
+        if (expected < 0) {
+            throw KvException.invalid("expected_version must be 0 (key must not exist) or a positive version");
+        }
+    }
+
+    /** A TTL: zero means none; negative or over ten years is rejected. */
+    public java.time.Duration ttl(long seconds, int nanos) {
+        if (seconds < 0 || nanos < 0) {
+            throw KvException.invalid("ttl must not be negative");
+        }
+        if (seconds > 10L * 366 * 24 * 3600) {
+            throw KvException.invalid("ttl must be at most ten years");
+        }
+        java.time.Duration ttl = java.time.Duration.ofSeconds(seconds, nanos);
+        if (!ttl.isZero() && ttl.toMillis() == 0) {
+            throw KvException.invalid("ttl must be at least 1ms");
+        }
+        return ttl;
+    }
+
+    /** An operation id: what a write answered with, so short printable text. */
+    public void checkOperationId(String id) {
+        if (id.isEmpty()) {
+            throw KvException.invalid("operation_id must not be empty");
+        }
+        if (id.length() > 200) {
+            throw KvException.invalid("operation_id is longer than 200 characters");
+        }
+        checkCharacters("operation_id", id);
+    }
+
     private static void checkCharacters(String what, String s) {
         for (int i = 0; i < s.length(); ) {
             int cp = s.codePointAt(i);

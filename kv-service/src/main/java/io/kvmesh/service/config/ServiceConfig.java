@@ -17,9 +17,13 @@ import java.time.Duration;
  * @param publisherLanes  confirm-mode channels shared by all writes
  * @param shutdownGrace   how long in-flight calls may take to finish on shutdown
  * @param startupTimeout  how long to wait for PostgreSQL at start-up
+ * @param syncTimeout     longest a SYNC write waits for its apply before answering "queued" (the call's deadline,
+ *                        if sooner, wins)
+ * @param watchBuffer     events a Watch stream may have waiting before it is closed as too slow
+ * @param pendingMarkTtl  how long an accepted operation is reported PENDING if it is never applied
  */
 public record ServiceConfig(String bindAddress, int port, int workerThreads, int publisherLanes, Duration shutdownGrace,
-                            Duration startupTimeout, PostgresConfig postgres, RedisConfig redis, AmqpConfig amqp,
+                            Duration startupTimeout, Duration syncTimeout, int watchBuffer, Duration pendingMarkTtl, PostgresConfig postgres, RedisConfig redis, AmqpConfig amqp,
                             Limits limits) {
 
     public static ServiceConfig from(Env env) {
@@ -30,6 +34,9 @@ public record ServiceConfig(String bindAddress, int port, int workerThreads, int
                 env.integer("KVMESH_PUBLISHER_LANES", 4, 1, 64),
                 env.millis("KVMESH_SHUTDOWN_GRACE_MS", 10_000),
                 env.millis("KVMESH_STARTUP_TIMEOUT_MS", 60_000),
+                env.millis("KVMESH_SYNC_TIMEOUT_MS", 5_000),
+                env.integer("KVMESH_WATCH_BUFFER", 10_000, 1, 10_000_000),
+                env.millis("KVMESH_PENDING_MARK_TTL_MS", 6 * 3600 * 1000),
                 PostgresConfig.from(env),
                 RedisConfig.from(env),
                 AmqpConfig.from(env),

@@ -1,8 +1,13 @@
 package io.kvmesh.service.grpc;
 
+import io.grpc.Context;
+import io.grpc.Deadline;
+import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.kvmesh.api.v1.DeleteRequest;
 import io.kvmesh.api.v1.DeleteResponse;
+import io.kvmesh.api.v1.GetOperationRequest;
+import io.kvmesh.api.v1.GetOperationResponse;
 import io.kvmesh.api.v1.GetRequest;
 import io.kvmesh.api.v1.GetResponse;
 import io.kvmesh.api.v1.KeyValueGrpc;
@@ -10,10 +15,20 @@ import io.kvmesh.api.v1.ListRequest;
 import io.kvmesh.api.v1.ListResponse;
 import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.api.v1.PutResponse;
+import io.kvmesh.api.v1.WatchRequest;
+import io.kvmesh.api.v1.WatchResponse;
+import io.kvmesh.api.v1.WriteMode;
 import io.kvmesh.core.error.KvException;
 import io.kvmesh.core.validate.Validator;
 import io.kvmesh.service.read.ReadPath;
+import io.kvmesh.service.watch.WatchHub;
+import io.kvmesh.service.watch.Watcher;
 import io.kvmesh.service.write.WritePath;
+import io.kvmesh.service.write.WriteRequest;
+
+import java.time.Duration;
+import java.time.Instant;
+import java.util.concurrent.TimeUnit;
 
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Function;
@@ -24,16 +39,22 @@ import java.util.function.Supplier;
  * none touches SQL, Redis or AMQP itself, and no exception escapes to the client as UNKNOWN.
  */
 public final class KeyValueService extends KeyValueGrpc.KeyValueImplBase {
-    static final String QUEUED = "queued";
+    /** Time kept back from the caller's deadline so a SYNC write can still answer "queued" before it passes. */
+    private static final long DEADLINE_MARGIN_MILLIS = 100;
 
     private final ReadPath reads;
     private final WritePath writes;
+    private final WatchHub watchers;
     private final Validator validator;
+    private final Duration syncTimeout;
 
-    public KeyValueService(ReadPath reads, WritePath writes, Validator validator) {
+    public KeyValueService(ReadPath reads, WritePath writes, WatchHub watchers, Validator validator,
+                           Duration syncTimeout) {
         this.reads = reads;
         this.writes = writes;
+        this.watchers = watchers;
         this.validator = validator;
+        this.syncTimeout = syncTimeout;
     }
 
     @Override
@@ -46,18 +67,50 @@ public final class KeyValueService extends KeyValueGrpc.KeyValueImplBase {
 
     @Override
     public void put(PutRequest request, StreamObserver<PutResponse> observer) {
-        respond(observer, () -> {
-            KeyAndValue kv = checkPutRequest(request);
-            return writes.put(kv.key(), kv.value(), RequestIdInterceptor.effective(request.getRequestId()));
-        }, id -> PutResponse.newBuilder().setStatus(QUEUED).setOperationId(id).build());
+        respond(observer, () -> writes.put(checkPutRequest(request)), o -> PutResponse.newBuilder()
+                .setStatus(o.status()).setOperationId(o.operationId()).setVersion(o.version()).build());
     }
 
     @Override
     public void delete(DeleteRequest request, StreamObserver<DeleteResponse> observer) {
+        respond(observer, () -> writes.delete(checkDeleteRequest(request)), o -> DeleteResponse.newBuilder()
+                .setStatus(o.status()).setOperationId(o.operationId()).setVersion(o.version()).build());
+    }
+
+    @Override
+    public void getOperation(GetOperationRequest request, StreamObserver<GetOperationResponse> observer) {
         respond(observer, () -> {
-            validator.checkKey(request.getKey());
-            return writes.delete(request.getKey(), RequestIdInterceptor.effective(request.getRequestId()));
-        }, id -> DeleteResponse.newBuilder().setStatus(QUEUED).setOperationId(id).build());
+            validator.checkOperationId(request.getOperationId());
+            return reads.operation(request.getOperationId());
+        }, op -> GetOperationResponse.newBuilder().setData(ProtoMapper.toProto(op)).build());
+    }
+
+    @Override
+    public void watch(WatchRequest request, StreamObserver<WatchResponse> observer) {
+        try {
+            validator.checkPrefix(request.getPrefix());
+            if (request.getStartVersion() < 0) {
+                throw KvException.invalid("start_version must not be negative");
+            }
+        } catch (RuntimeException e) {
+            observer.onError(StatusMapper.toStatus(e));
+            return;
+        }
+        Watcher watcher = watchers.register(request.getPrefix(), request.getStartVersion(),
+                (ServerCallStreamObserver<WatchResponse>) observer);
+        if (request.getStartVersion() == 0) {
+            watcher.resume();
+            return;
+        }
+        reads.changedSince(request.getPrefix(), request.getStartVersion(),
+                        entry -> watcher.sendCatchUp(ProtoMapper.toCatchUp(entry, Instant.now())))
+                .whenComplete((done, error) -> {
+                    if (error != null) {
+                        watcher.fail(StatusMapper.toStatus(error).getStatus());
+                    } else {
+                        watcher.resume();
+                    }
+                });
     }
 
     @Override
@@ -73,11 +126,8 @@ public final class KeyValueService extends KeyValueGrpc.KeyValueImplBase {
         });
     }
 
-    private record KeyAndValue(String key, String value) {
-    }
-
     /** Key and value come either flat ({@code /api}) or inside {@code data} ({@code /kv}); both must agree if both are set. */
-    private KeyAndValue checkPutRequest(PutRequest request) {
+    private WriteRequest checkPutRequest(PutRequest request) {
         String key = request.getKey();
         String value = request.getValue();
         if (request.hasData()) {
@@ -90,7 +140,44 @@ public final class KeyValueService extends KeyValueGrpc.KeyValueImplBase {
         }
         validator.checkKey(key);
         validator.checkValue(value);
-        return new KeyAndValue(key, value);
+        Long expected = null;
+        if (request.hasExpectedVersion()) {
+            validator.checkExpectedVersion(request.getExpectedVersion());
+            expected = request.getExpectedVersion();
+        }
+        Duration ttl = request.hasTtl() ? validator.ttl(request.getTtl().getSeconds(), request.getTtl().getNanos()) : null;
+        boolean sync = checkMode(request.getMode());
+        return new WriteRequest(key, value, RequestIdInterceptor.effective(request.getRequestId()), expected, ttl,
+                sync, syncWait());
+    }
+
+    private WriteRequest checkDeleteRequest(DeleteRequest request) {
+        validator.checkKey(request.getKey());
+        Long expected = null;
+        if (request.hasExpectedVersion()) {
+            validator.checkExpectedVersion(request.getExpectedVersion());
+            expected = request.getExpectedVersion();
+        }
+        boolean sync = checkMode(request.getMode());
+        return new WriteRequest(request.getKey(), null, RequestIdInterceptor.effective(request.getRequestId()),
+                expected, null, sync, syncWait());
+    }
+
+    private static boolean checkMode(WriteMode mode) {
+        if (mode == WriteMode.UNRECOGNIZED) {
+            throw KvException.invalid("mode must be ASYNC or SYNC");
+        }
+        return mode == WriteMode.SYNC;
+    }
+
+    /** How long a SYNC write may wait: the configured limit, or less if the caller's deadline comes sooner. */
+    private Duration syncWait() {
+        Deadline deadline = Context.current().getDeadline();
+        if (deadline == null) {
+            return syncTimeout;
+        }
+        long left = deadline.timeRemaining(TimeUnit.MILLISECONDS) - DEADLINE_MARGIN_MILLIS;
+        return Duration.ofMillis(Math.max(0, Math.min(left, syncTimeout.toMillis())));
     }
 
     /** Runs {@code call} (which validates and starts the work), then answers with its result or its mapped error. */

@@ -1,6 +1,9 @@
 package io.kvmesh.service.grpc;
 
+import com.google.protobuf.Any;
+import com.google.rpc.ErrorInfo;
 import io.grpc.Status;
+import io.grpc.protobuf.StatusProto;
 import io.grpc.StatusRuntimeException;
 import io.kvmesh.core.error.KvException;
 import org.slf4j.Logger;
@@ -33,7 +36,13 @@ public final class StatusMapper {
                 log.warn("{}: {}", e.getMessage(), e.getCause() == null ? "" : e.getCause().toString());
             }
             String description = status.getCode() == Status.Code.INTERNAL ? "internal error" : e.getMessage();
-            return status.withDescription(description).asRuntimeException();
+            if (e.details().isEmpty()) {
+                return status.withDescription(description).asRuntimeException();
+            }
+            ErrorInfo info = ErrorInfo.newBuilder().setReason(e.error().name()).setDomain("kvmesh.io")
+                    .putAllMetadata(e.details()).build();
+            return StatusProto.toStatusRuntimeException(com.google.rpc.Status.newBuilder()
+                    .setCode(status.getCode().value()).setMessage(description).addDetails(Any.pack(info)).build());
         }
         log.error("unexpected failure", t);
         return Status.INTERNAL.withDescription("internal error").asRuntimeException();

@@ -15,6 +15,7 @@ import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
 
 /**
  * Reads: Redis first; on a miss (or when Redis does not answer in time) PostgreSQL, then a version-guarded cache fill.
@@ -27,6 +28,8 @@ public final class ReadPath {
     private final KvStore store;
     private final Executor dbExecutor;
     private final Clock clock;
+    private static final int CATCH_UP_PAGE = 500;
+
     private final AtomicLong cacheFailures = new AtomicLong();
 
     public ReadPath(KvCache cache, KvStore store, Executor dbExecutor, Clock clock) {
@@ -67,6 +70,44 @@ public final class ReadPath {
             }
             List<Entry> page = rows.subList(0, pageSize);
             return new Page(List.copyOf(page), PageToken.encode(page.getLast().key()));
+        }, dbExecutor);
+    }
+
+    /** What became of an operation: from the operation log, else PENDING if it is marked accepted, else NOT_FOUND. */
+    public CompletableFuture<OperationView> operation(String id) {
+        return CompletableFuture.supplyAsync(() -> store.findOperation(id), dbExecutor).thenCompose(row -> {
+            if (row.isPresent()) {
+                return CompletableFuture.completedFuture(OperationView.of(row.get()));
+            }
+            return cache.isPending(id).handle((pending, error) -> {
+                if (error != null) {
+                    throw new KvException(KvError.UNAVAILABLE,
+                            "cannot tell whether operation " + id + " is pending: the cache is unavailable", error);
+                }
+                if (!pending) {
+                    throw new KvException(KvError.NOT_FOUND, "operation not found: " + id
+                            + " (unknown, or older than the operation log's retention)");
+                }
+                return OperationView.pending(id);
+            });
+        });
+    }
+
+    /**
+     * Sends the current state of every key under {@code prefix} whose version is at least {@code minVersion}
+     * (tombstones included), page by page in key order, to {@code sink}.
+     */
+    public CompletableFuture<Void> changedSince(String prefix, long minVersion, Consumer<Entry> sink) {
+        return CompletableFuture.runAsync(() -> {
+            String after = "";
+            while (true) {
+                List<Entry> page = store.changedSince(prefix, minVersion, after, CATCH_UP_PAGE);
+                page.forEach(sink);
+                if (page.size() < CATCH_UP_PAGE) {
+                    return;
+                }
+                after = page.getLast().key();
+            }
         }, dbExecutor);
     }
 

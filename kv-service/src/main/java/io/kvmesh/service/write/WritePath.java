@@ -1,43 +1,86 @@
 package io.kvmesh.service.write;
 
+import io.kvmesh.core.cache.KvCache;
+import io.kvmesh.core.error.KvError;
+import io.kvmesh.core.error.KvException;
 import io.kvmesh.core.queue.OperationCodec;
 import io.kvmesh.core.queue.OperationPublisher;
+import io.kvmesh.queue.v1.ChangeEvent;
 import io.kvmesh.queue.v1.Operation;
 
 import java.time.Clock;
+import java.time.Duration;
 import java.time.Instant;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 
-/** Writes: turn a validated request into an operation and publish it; done when the broker confirmed it durable. */
+/**
+ * Writes: turn a validated request into an operation and publish it. ASYNC is done when the broker confirmed it
+ * durable; SYNC then waits for the applier's change event for that operation (or its deadline, then "queued").
+ */
 public final class WritePath {
     private final OperationPublisher publisher;
+    private final SyncWaiters waiters;
+    private final KvCache cache;
+    private final Duration pendingMarkTtl;
     private final Clock clock;
 
-    public WritePath(OperationPublisher publisher, Clock clock) {
+    public WritePath(OperationPublisher publisher, SyncWaiters waiters, KvCache cache, Duration pendingMarkTtl,
+                     Clock clock) {
         this.publisher = publisher;
+        this.waiters = waiters;
+        this.cache = cache;
+        this.pendingMarkTtl = pendingMarkTtl;
         this.clock = clock;
     }
 
-    /** Queues a put; completes with the operation id once the broker confirmed it. */
-    public CompletableFuture<String> put(String key, String value, String requestId) {
-        return publish(base(key, requestId).setKind(Operation.Kind.PUT).setValue(value).build());
+    public CompletableFuture<WriteOutcome> put(WriteRequest request) {
+        Operation.Builder op = base(request).setKind(Operation.Kind.PUT).setValue(request.value());
+        if (request.ttl() != null && !request.ttl().isZero()) {
+            op.setTtlMillis(request.ttl().toMillis());
+        }
+        return write(op.build(), request);
     }
 
-    /** Queues a delete; completes with the operation id once the broker confirmed it. */
-    public CompletableFuture<String> delete(String key, String requestId) {
-        return publish(base(key, requestId).setKind(Operation.Kind.DELETE).build());
+    public CompletableFuture<WriteOutcome> delete(WriteRequest request) {
+        return write(base(request).setKind(Operation.Kind.DELETE).build(), request);
     }
 
-    private Operation.Builder base(String key, String requestId) {
+    private Operation.Builder base(WriteRequest request) {
         Instant now = clock.instant();
-        return Operation.newBuilder()
-                .setId(OperationCodec.operationId(requestId))
-                .setKey(key)
-                .setRequestId(requestId == null ? "" : requestId)
+        Operation.Builder b = Operation.newBuilder()
+                .setId(OperationCodec.operationId(request.requestId()))
+                .setKey(request.key())
+                .setRequestId(request.requestId() == null ? "" : request.requestId())
                 .setAcceptTimeMicros(now.getEpochSecond() * 1_000_000 + now.getNano() / 1_000);
+        if (request.expectedVersion() != null) {
+            b.setExpectedVersion(request.expectedVersion());
+        }
+        return b;
     }
 
-    private CompletableFuture<String> publish(Operation op) {
-        return publisher.publish(op).thenApply(ignored -> op.getId());
+    private CompletableFuture<WriteOutcome> write(Operation op, WriteRequest request) {
+        String id = op.getId();
+        CompletableFuture<ChangeEvent> applied = request.sync() ? waiters.register(id) : null;
+        // the mark goes out before the publish on the shared connection, so the applier's clear comes after it
+        cache.markPending(id, pendingMarkTtl).exceptionally(e -> null);
+        CompletableFuture<Void> confirmed = publisher.publish(op);
+        if (applied == null) {
+            return confirmed.thenApply(v -> new WriteOutcome(WriteOutcome.QUEUED, id, 0));
+        }
+        return confirmed
+                .thenCompose(v -> applied.completeOnTimeout(null, request.syncWait().toMillis(), TimeUnit.MILLISECONDS))
+                .thenApply(event -> event == null ? new WriteOutcome(WriteOutcome.QUEUED, id, 0) : outcome(event))
+                .whenComplete((r, e) -> waiters.forget(id, applied));
+    }
+
+    private static WriteOutcome outcome(ChangeEvent event) {
+        if (event.getOutcome() == ChangeEvent.Outcome.REJECTED) {
+            throw new KvException(KvError.CONFLICT, event.getReason(), Map.of(
+                    "current_version", Long.toString(event.getVersion()),
+                    "operation_id", event.getOperationId()));
+        }
+        return new WriteOutcome(WriteOutcome.APPLIED, event.getOperationId(), event.getVersion());
     }
 }

@@ -36,7 +36,8 @@ class KeyValueServiceTest {
     void setUp() throws Exception {
         String name = UUID.randomUUID().toString();
         server = InProcessServerBuilder.forName(name).directExecutor()
-                .addService(new KeyValueService(null, null, new Validator(new Limits(16, 32, 10, 50))))
+                .addService(new KeyValueService(null, null, null, new Validator(new Limits(16, 32, 10, 50)),
+                        java.time.Duration.ofSeconds(1)))
                 .build().start();
         channel = InProcessChannelBuilder.forName(name).directExecutor().build();
         stub = KeyValueGrpc.newBlockingStub(channel);

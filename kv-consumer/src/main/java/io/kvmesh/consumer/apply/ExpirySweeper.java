@@ -1,0 +1,96 @@
+package io.kvmesh.consumer.apply;
+
+import com.rabbitmq.client.Channel;
+import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.store.KvStore;
+import io.kvmesh.core.store.OplogRow;
+import io.kvmesh.queue.v1.ChangeEvent;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Supplier;
+
+/**
+ * Turns entries whose TTL has passed into tombstones (version + 1, an EXPIRE record and event), and forgets operation
+ * log rows past their retention. Reads already hide an expired entry the moment it expires; this makes the expiry a
+ * change that watchers see and the cache drops. Rows an applier holds are skipped, so it never reorders a key's
+ * writes, and several consumers may sweep at once.
+ */
+public final class ExpirySweeper implements Runnable {
+    private static final Logger log = LoggerFactory.getLogger(ExpirySweeper.class);
+    private static final int BATCH = 500;
+
+    private final KvStore store;
+    private final CacheUpdater cacheUpdater;
+    private final EventPublisher events;
+    private final Supplier<Channel> channel;
+    private final Clock clock;
+    private final Duration oplogRetention;
+
+    public ExpirySweeper(KvStore store, CacheUpdater cacheUpdater, EventPublisher events, Supplier<Channel> channel,
+                         Clock clock, Duration oplogRetention) {
+        this.store = store;
+        this.cacheUpdater = cacheUpdater;
+        this.events = events;
+        this.channel = channel;
+        this.clock = clock;
+        this.oplogRetention = oplogRetention;
+    }
+
+    @Override
+    public void run() {
+        try {
+            int expired;
+            do {
+                expired = sweepOnce();
+            } while (expired == BATCH);
+            Instant before = clock.instant().minus(oplogRetention);
+            int forgotten = store.inTransaction(dao -> dao.deleteOplogBefore(before, 10_000));
+            if (forgotten > 0) {
+                log.info("forgot {} operation log rows older than {}", forgotten, oplogRetention);
+            }
+        } catch (RuntimeException e) {
+            log.warn("expiry sweep failed, retrying on the next tick: {}", e.toString());
+        }
+    }
+
+    /** Expires up to one batch; returns how many entries it expired. */
+    int sweepOnce() {
+        Instant now = clock.instant().truncatedTo(ChronoUnit.MILLIS);
+        List<Entry> tombstones = new ArrayList<>();
+        List<ChangeEvent> changes = new ArrayList<>();
+        store.inTransaction(dao -> {
+            List<Entry> expired = dao.lockExpired(now, BATCH);
+            if (expired.isEmpty()) {
+                return 0;
+            }
+            List<OplogRow> rows = new ArrayList<>(expired.size());
+            for (Entry e : expired) {
+                Entry tomb = new Entry(e.key(), null, e.version() + 1, e.createTime(), now, null);
+                String id = "expire:" + e.key() + ":" + tomb.version();
+                tombstones.add(tomb);
+                rows.add(new OplogRow(id, e.key(), "EXPIRE", tomb.version(), OplogRow.APPLIED, null, null,
+                        e.expireTime(), now));
+                changes.add(Events.changed(id, ChangeEvent.Kind.EXPIRE, tomb, now));
+            }
+            dao.upsert(tombstones);
+            dao.insertOplog(rows);
+            return expired.size();
+        });
+        if (tombstones.isEmpty()) {
+            return 0;
+        }
+        cacheUpdater.update(tombstones);
+        Channel ch = channel.get();
+        if (ch != null && ch.isOpen()) {
+            events.publish(ch, changes);
+        }
+        return tombstones.size();
+    }
+}
