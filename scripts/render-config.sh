@@ -33,9 +33,9 @@ done <"$tmpl"
 
 # Substitute ${KVMESH_*} placeholders with values from the environment.
 for name in $(grep -o '\${KVMESH_[A-Z0-9_]*}' "$tmp" | sort -u | sed 's/^\${\(.*\)}$/\1/'); do
-  eval "set_=\${$name+x}"
+  set_=""; eval "set_=\${$name+x}"
   [ "$set_" = x ] || { echo "render-config: $tmpl needs \$$name, which is not set" >&2; rm -f "$tmp"; exit 1; }
-  eval "val=\$$name"
+  val=""; eval "val=\$$name"
   esc=$(printf '%s' "$val" | sed 's/[\\&|]/\\&/g')
   sed -i "s|\${$name}|$esc|g" "$tmp"
 done

@@ -37,6 +37,8 @@ final class Stack implements AutoCloseable {
     final KvStore store;
     private final Connection amqp;
     final QueueTopology topology;
+    /** Events a Watch stream may have waiting; small in tests of slow watchers. */
+    int watchBuffer = 1000;
 
     private Stack(String name) throws IOException {
         iso = TestServers.isolate(name);
@@ -64,7 +66,7 @@ final class Stack implements AutoCloseable {
 
     ServiceConfig serviceConfig() {
         return new ServiceConfig("127.0.0.1", 0, 8, 2, Duration.ofSeconds(2), iso.startupTimeout(),
-                Duration.ofSeconds(5), 1000, Duration.ofHours(1), iso.postgres(),
+                Duration.ofSeconds(5), watchBuffer, Duration.ofHours(1), iso.postgres(),
                 iso.redis(), iso.amqp(), Limits.DEFAULTS);
     }
 
@@ -75,7 +77,9 @@ final class Stack implements AutoCloseable {
 
     void addReplica() throws IOException {
         String name = "kv-" + UUID.randomUUID();
-        services.add(KvServiceServer.create(serviceConfig(), InProcessServerBuilder.forName(name)).start());
+        KvServiceServer server = KvServiceServer.create(serviceConfig(), InProcessServerBuilder.forName(name)).start();
+        services.add(server);
+        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(20)).until(server::isSubscribed);
         channels.add(InProcessChannelBuilder.forName(name).build());
     }
 
@@ -84,6 +88,19 @@ final class Stack implements AutoCloseable {
         consumers.add(c);
         org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(20)).until(c::isConsuming);
         return c;
+    }
+
+    KeyValueGrpc.KeyValueStub asyncClient(int replica) {
+        return KeyValueGrpc.newStub(channels.get(replica));
+    }
+
+    KvServiceServer replica(int i) {
+        return services.get(i);
+    }
+
+    /** Stack with no replicas or consumers yet, to change settings before adding them. */
+    static Stack empty(String name) throws IOException {
+        return new Stack(name);
     }
 
     KeyValueGrpc.KeyValueBlockingStub client(int replica) {

@@ -1,0 +1,178 @@
+package io.kvmesh.e2e;
+
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.yaml.snakeyaml.Yaml;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Static checks of the container stack (no Docker engine needed): docker-compose.yml parses and has the topology,
+ * every file it and the Dockerfile refer to exists, ports and variables agree with the config templates, and the
+ * templates render (with scripts/render-config.sh) to valid configuration.
+ */
+@SuppressWarnings("unchecked")
+class StackConfigTest {
+    private static final Pattern PLACEHOLDER = Pattern.compile("\\$\\{(KVMESH_[A-Z0-9_]+)}");
+    private static Path root;
+    private static Map<String, Object> services;
+    private static String dockerfile;
+
+    @BeforeAll
+    static void load() throws IOException {
+        root = Path.of("").toAbsolutePath().getParent();
+        Map<String, Object> compose = new Yaml().load(Files.readString(root.resolve("docker-compose.yml")));
+        services = (Map<String, Object>) compose.get("services");
+        dockerfile = Files.readString(root.resolve("docker/Dockerfile"));
+    }
+
+    private static Map<String, Object> service(String name) {
+        return (Map<String, Object>) services.get(name);
+    }
+
+    private static Map<String, String> env(String name) {
+        Map<String, String> out = new HashMap<>();
+        Object e = service(name).get("environment");
+        if (e instanceof Map<?, ?> m) {
+            m.forEach((k, v) -> out.put(String.valueOf(k), String.valueOf(v)));
+        }
+        return out;
+    }
+
+    /** ENV variables a Dockerfile stage sets. */
+    private static Map<String, String> dockerfileEnv(String target) {
+        String stage = dockerfile.substring(dockerfile.indexOf(" AS " + target + "\n"));
+        int next = stage.indexOf("\nFROM ");
+        stage = next < 0 ? stage : stage.substring(0, next);
+        Map<String, String> out = new HashMap<>();
+        Matcher m = Pattern.compile("(KVMESH_[A-Z0-9_]+)=(\\S+)").matcher(stage.replace("\\\n", " "));
+        while (m.find()) {
+            out.put(m.group(1), m.group(2));
+        }
+        return out;
+    }
+
+    private static Set<String> placeholders(String file) throws IOException {
+        Set<String> out = new TreeSet<>();
+        Matcher m = PLACEHOLDER.matcher(Files.readString(root.resolve(file)));
+        while (m.find()) {
+            out.add(m.group(1));
+        }
+        return out;
+    }
+
+    @Test
+    void compose_hasTheWholeTopology() {
+        assertThat(services).containsOnlyKeys("postgres", "redis", "rabbitmq", "kv-service", "kv-consumer", "envoy", "nginx");
+        assertThat(((Map<String, Object>) service("kv-service").get("deploy")).get("replicas")).isEqualTo(2);
+        assertThat(((Map<String, Object>) service("kv-consumer").get("deploy")).get("replicas")).isEqualTo(2);
+        assertThat((String) service("envoy").get("image")).isNotBlank();
+    }
+
+    @Test
+    void compose_dependenciesExist_andHealthyConditionsHaveHealthchecks() {
+        services.forEach((name, def) -> {
+            Object deps = ((Map<String, Object>) def).get("depends_on");
+            if (deps instanceof Map<?, ?> m) {
+                m.forEach((dep, cond) -> {
+                    assertThat(services).as("%s depends on %s", name, dep).containsKey((String) dep);
+                    if (String.valueOf(cond).contains("service_healthy")) {
+                        assertThat(service((String) dep)).as("%s has a healthcheck", dep).containsKey("healthcheck");
+                    }
+                });
+            }
+        });
+    }
+
+    @Test
+    void compose_referencedFilesAndBuildTargetsExist() {
+        services.forEach((name, def) -> {
+            Map<String, Object> s = (Map<String, Object>) def;
+            if (s.get("build") instanceof Map<?, ?> b) {
+                assertThat(root.resolve(String.valueOf(b.get("dockerfile")))).exists();
+                assertThat(dockerfile).as("Dockerfile stage for %s", name).contains(" AS " + b.get("target") + "\n");
+            }
+            if (s.get("volumes") instanceof List<?> vols) {
+                for (Object v : vols) {
+                    String src = String.valueOf(v).split(":")[0];
+                    if (src.startsWith("./")) {
+                        assertThat(root.resolve(src)).as("volume source of %s", name).exists();
+                    }
+                }
+            }
+        });
+        Matcher copy = Pattern.compile("(?m)^COPY (?!--from)(\\S+) ").matcher(dockerfile);
+        while (copy.find()) {
+            assertThat(root.resolve(copy.group(1))).as("COPY source").exists();
+        }
+    }
+
+    @Test
+    void compose_portsAndVariables_agreeWithTheTemplates() throws IOException {
+        Map<String, String> envoy = new HashMap<>(dockerfileEnv("envoy"));
+        envoy.putAll(env("envoy"));
+        assertThat(envoy).containsKeys(placeholders("envoy/envoy.yaml").toArray(String[]::new));
+        assertThat(env("nginx")).containsKeys(placeholders("nginx/nginx.conf").toArray(String[]::new));
+
+        String servicePort = env("kv-service").get("KVMESH_GRPC_PORT");
+        assertThat(envoy.get("KVMESH_ENVOY_UPSTREAMS")).isEqualTo("kv-service:" + servicePort);
+        assertThat(envoy.get("KVMESH_ENVOY_DNS")).isEqualTo("STRICT_DNS");
+        assertThat(env("nginx").get("KVMESH_ENVOY_UPSTREAM")).isEqualTo("envoy:" + envoy.get("KVMESH_ENVOY_PORT"));
+        assertThat((List<String>) service("nginx").get("ports")).singleElement().asString()
+                .endsWith(":" + env("nginx").get("KVMESH_HTTP_PORT"));
+        assertThat((List<String>) service("envoy").get("ports")).singleElement().asString()
+                .startsWith("127.0.0.1:").endsWith(":" + envoy.get("KVMESH_ENVOY_PORT"));
+        assertThat(envoy.get("KVMESH_ENVOY_ADMIN_PORT")).isNotEqualTo(envoy.get("KVMESH_ENVOY_PORT"));
+    }
+
+    private static String render(String template, Map<String, String> vars) throws Exception {
+        Path out = Files.createTempFile("kvmesh-render", ".out");
+        ProcessBuilder pb = new ProcessBuilder("sh", root.resolve("scripts/render-config.sh").toString(),
+                root.resolve(template).toString(), out.toString()).redirectErrorStream(true);
+        pb.environment().putAll(vars);
+        Process p = pb.start();
+        String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor(20, TimeUnit.SECONDS)).isTrue();
+        assertThat(p.exitValue()).as(log).isZero();
+        String text = Files.readString(out);
+        Files.delete(out);
+        assertThat(PLACEHOLDER.matcher(text).find()).as("unfilled placeholder in %s", template).isFalse();
+        return text;
+    }
+
+    @Test
+    void envoyTemplate_rendersToYamlWithAllReplicasAsEndpoints() throws Exception {
+        Map<String, String> vars = new HashMap<>(dockerfileEnv("envoy"));
+        vars.put("KVMESH_ENVOY_DNS", "STATIC");
+        vars.put("KVMESH_ENVOY_UPSTREAMS", "127.0.0.1:9091,127.0.0.1:9092,127.0.0.1:9093");
+        Map<String, Object> cfg = new Yaml().load(render("envoy/envoy.yaml", vars));
+        List<Map<String, Object>> clusters = (List<Map<String, Object>>) ((Map<String, Object>) cfg.get("static_resources")).get("clusters");
+        Map<String, Object> cluster = clusters.get(0);
+        assertThat(cluster.get("name")).isEqualTo("kv_service");
+        List<Map<String, Object>> groups = (List<Map<String, Object>>) ((Map<String, Object>) cluster.get("load_assignment")).get("endpoints");
+        assertThat((List<?>) groups.get(0).get("lb_endpoints")).hasSize(3);
+        assertThat(cluster).containsKeys("health_checks", "outlier_detection", "circuit_breakers", "typed_extension_protocol_options");
+        String admin = String.valueOf(((Map<String, Object>) ((Map<String, Object>) cfg.get("admin")).get("address")).get("socket_address"));
+        assertThat(admin).contains("127.0.0.1");
+    }
+
+    @Test
+    void nginxTemplate_rendersWithEveryPlaceholderFilled() throws Exception {
+        String conf = render("nginx/nginx.conf", env("nginx"));
+        assertThat(conf).contains("client_max_body_size 2m;", "proxy_buffering off;", "keepalive ", "$upstream_response_time");
+        assertThat(root.resolve("nginx/html/index.html")).exists();
+    }
+}
