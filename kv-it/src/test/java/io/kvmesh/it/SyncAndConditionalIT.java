@@ -90,7 +90,7 @@ class SyncAndConditionalIT {
     }
 
     @Test
-    void conditionalPut_rejectedWithCurrentVersion_recordedWithReason() {
+    void conditionalPut_rejectedWithCurrentVersion_recordedWithReason() throws Exception {
         assertThat(stack.client(0).put(PutRequest.newBuilder().setKey("cas/k").setValue("first")
                 .setExpectedVersion(0).setMode(WriteMode.SYNC).build()).getVersion()).isEqualTo(1);
 
