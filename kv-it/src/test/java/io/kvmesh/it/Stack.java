@@ -107,6 +107,12 @@ final class Stack implements AutoCloseable {
         return KeyValueGrpc.newBlockingStub(channels.get(replica)).withDeadlineAfter(Duration.ofSeconds(15));
     }
 
+    /** Stops every consumer (nothing applies, nothing sweeps) until new ones are added. */
+    void stopConsumers() {
+        consumers.forEach(KvConsumer::close);
+        consumers.clear();
+    }
+
     KvConsumer consumer(int i) {
         return consumers.get(i);
     }

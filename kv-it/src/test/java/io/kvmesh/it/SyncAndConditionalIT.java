@@ -71,8 +71,7 @@ class SyncAndConditionalIT {
     @Test
     void syncPut_pastItsDeadline_answersQueuedWithTheOperationId() throws Exception {
         // no consumer applies meanwhile: the SYNC write must give up at its deadline, not fail
-        stack.consumer(0).close();
-        stack.consumer(1).close();
+        stack.stopConsumers();
         try {
             PutResponse put = stack.client(0).withDeadlineAfter(Duration.ofMillis(1500))
                     .put(PutRequest.newBuilder().setKey("sync/slow").setValue("v").setMode(WriteMode.SYNC).build());
