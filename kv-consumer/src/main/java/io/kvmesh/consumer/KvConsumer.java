@@ -16,6 +16,7 @@ import io.kvmesh.consumer.config.ConsumerConfig;
 import io.kvmesh.core.cache.KvCache;
 import io.kvmesh.core.queue.AmqpConnections;
 import io.kvmesh.core.queue.QueueTopology;
+import io.kvmesh.core.queue.Supervisor;
 import io.kvmesh.core.store.Database;
 import io.kvmesh.core.store.KvStore;
 import org.slf4j.Logger;
@@ -142,43 +143,26 @@ public final class KvConsumer implements AutoCloseable {
     }
 
     private void supervise() {
-        long backoff = 200;
-        while (running) {
-            try {
-                Connection c = connection;
-                if (c == null || !c.isOpen()) {
-                    c = connections.open("kv-consumer");
-                    try (Channel ch = c.createChannel()) {
-                        topology.declare(ch);
-                    }
-                    connection = c;
-                    sweeperChannel = c.createChannel();
-                    log.info("connected to the broker; consuming {} partition queues", workers.length);
+        Supervisor.loop("broker", () -> running, this::connectAndSubscribe, log);
+    }
+
+    /** Opens the connection if it is closed, then subscribes every partition whose channel is closed. */
+    private void connectAndSubscribe() throws Exception {
+        Connection c = connection;
+        if (c == null || !c.isOpen()) {
+            c = connections.open("kv-consumer");
+            try (Channel ch = c.createChannel()) {
+                topology.declare(ch);
+            }
+            connection = c;
+            sweeperChannel = c.createChannel();
+            log.info("connected to the broker; consuming {} partition queues", workers.length);
+        }
+        for (int p = 0; p < workers.length; p++) {
+            synchronized (channels) {
+                if (channels[p] == null || !channels[p].isOpen()) {
+                    channels[p] = subscribe(c, p);
                 }
-                for (int p = 0; p < workers.length; p++) {
-                    synchronized (channels) {
-                        if (channels[p] == null || !channels[p].isOpen()) {
-                            channels[p] = subscribe(c, p);
-                        }
-                    }
-                }
-                backoff = 200;
-                TimeUnit.MILLISECONDS.sleep(250);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return;
-            } catch (Exception e) {
-                if (!running) {
-                    return;
-                }
-                log.warn("broker unavailable, retrying in {} ms: {}", backoff, e.toString());
-                try {
-                    TimeUnit.MILLISECONDS.sleep(backoff);
-                } catch (InterruptedException ie) {
-                    Thread.currentThread().interrupt();
-                    return;
-                }
-                backoff = Math.min(backoff * 2, 5_000);
             }
         }
     }

@@ -8,12 +8,12 @@ import com.rabbitmq.client.DefaultConsumer;
 import com.rabbitmq.client.Envelope;
 import io.kvmesh.core.queue.AmqpConnections;
 import io.kvmesh.core.queue.QueueTopology;
+import io.kvmesh.core.queue.Supervisor;
 import io.kvmesh.queue.v1.ChangeEvent;
 import io.kvmesh.queue.v1.EventBatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 
 /**
@@ -50,31 +50,11 @@ public final class EventSubscriber implements AutoCloseable {
     }
 
     private void supervise() {
-        long backoff = 200;
-        while (running) {
-            try {
-                if (!isSubscribed()) {
-                    subscribe();
-                    backoff = 200;
-                }
-                TimeUnit.MILLISECONDS.sleep(250);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return;
-            } catch (Exception e) {
-                if (!running) {
-                    return;
-                }
-                log.warn("change events unavailable, retrying in {} ms: {}", backoff, e.toString());
-                try {
-                    TimeUnit.MILLISECONDS.sleep(backoff);
-                } catch (InterruptedException ie) {
-                    Thread.currentThread().interrupt();
-                    return;
-                }
-                backoff = Math.min(backoff * 2, 5_000);
+        Supervisor.loop("change events", () -> running, () -> {
+            if (!isSubscribed()) {
+                subscribe();
             }
-        }
+        }, log);
     }
 
     private void subscribe() throws Exception {
