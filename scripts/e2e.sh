@@ -54,4 +54,5 @@ if [ -z "${KVMESH_E2E_GRPCURL:-}" ]; then
   done
 fi
 step "running kv-e2e (grpcurl: ${KVMESH_E2E_GRPCURL:-not installed, its test is skipped})"
-mvn -B -ntp -pl kv-e2e -Pe2e test "$@"
+# KVMESH_E2E_MODULES=kv-cli runs the kvctl end-to-end tests instead (or kv-e2e,kv-cli for both).
+mvn -B -ntp -pl "${KVMESH_E2E_MODULES:-kv-e2e}" -Pe2e test "$@"
