@@ -38,8 +38,14 @@ cleanup() {
   local rc=$?
   if [ -n "$RUN_DIR" ]; then
     step "stopping the stack"
-    KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" ./start.sh stop >/dev/null || true
-    if [ "${KVMESH_E2E_KEEP:-0}" = 1 ]; then step "run folder kept: $RUN_DIR"; else rm -rf "$RUN_DIR"; fi
+    if KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" "$ROOT/start.sh" stop >"$RUN_DIR.stop.log" 2>&1; then
+      rm -f "$RUN_DIR.stop.log"
+      if [ "${KVMESH_E2E_KEEP:-0}" = 1 ]; then step "run folder kept: $RUN_DIR"; else rm -rf "$RUN_DIR"; fi
+    else
+      # Keep the folder: its pids/ is what a second `start.sh stop` needs.
+      cat "$RUN_DIR.stop.log" >&2
+      step "stopping failed; run folder kept: KVMESH_MODE=native KVMESH_RUN_DIR=$RUN_DIR ./start.sh stop"
+    fi
   fi
   step "screenshots: $ROOT/ui-tests/artifacts/"
   step "done in $(( ($(now_ms) - T0) / 1000 ))s (exit $rc)"
@@ -67,5 +73,4 @@ PY
 fi
 
 step "running the browser tests against $KVMESH_E2E_HTTP ($("$CHROMIUM" --version 2>/dev/null | head -n1))"
-cd ui-tests
-KVMESH_CHROMIUM="$CHROMIUM" node --test --test-concurrency=1 tests/
+(cd "$ROOT/ui-tests" && KVMESH_CHROMIUM="$CHROMIUM" node --test --test-concurrency=1 tests/)

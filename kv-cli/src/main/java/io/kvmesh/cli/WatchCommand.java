@@ -21,7 +21,7 @@ import java.util.concurrent.Callable;
 @Command(name = "watch", description = "Print PUT / DELETE / EXPIRE events under a prefix as they apply, until Ctrl-C or --count.",
         sortOptions = false)
 final class WatchCommand implements Callable<Integer> {
-    static final String LINE = "%-24s  %-6s  %-7s  %s%s";
+    static final String LINE = "%-24s  %-6s  %-7s  %-20s%s";
 
     @ParentCommand
     Kvctl root;
