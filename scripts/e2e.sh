@@ -53,5 +53,6 @@ if [ -z "${KVMESH_E2E_GRPCURL:-}" ]; then
     [ -n "$g" ] && [ -x "$g" ] && { export KVMESH_E2E_GRPCURL="$g"; break; }
   done
 fi
-step "running kv-e2e (grpcurl: ${KVMESH_E2E_GRPCURL:-not installed, its test is skipped})"
-mvn -B -ntp -pl kv-e2e -Pe2e test "$@"
+step "running ${KVMESH_E2E_MODULES:-kv-e2e} (grpcurl: ${KVMESH_E2E_GRPCURL:-not installed, its test is skipped})"
+# KVMESH_E2E_MODULES=kv-cli runs the kvctl end-to-end tests instead (or kv-e2e,kv-cli for both).
+mvn -B -ntp -pl "${KVMESH_E2E_MODULES:-kv-e2e}" -Pe2e test "$@"

@@ -1,0 +1,205 @@
+package io.kvmesh.cli;
+
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.StatusRuntimeException;
+import io.kvmesh.api.v1.KeyValueGrpc;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ScopeType;
+import picocli.CommandLine.Spec;
+
+import java.io.InputStream;
+import java.io.PrintWriter;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+
+/** kvctl, the command line of kvmesh: the root command, its global options and the gRPC channel its subcommands share. */
+@Command(name = "kvctl",
+        mixinStandardHelpOptions = true,
+        versionProvider = Kvctl.Version.class,
+        sortOptions = false,
+        usageHelpAutoWidth = true,
+        description = "Command line client of kvmesh: talks gRPC to the KeyValue service (Envoy's listener).",
+        subcommands = {PutCommand.class, GetCommand.class, DelCommand.class, LsCommand.class, WatchCommand.class,
+                OpCommand.class, LoadCommand.class, CommandLine.HelpCommand.class},
+        footerHeading = "%nExit codes:%n",
+        footer = {
+                "  0  ok",
+                "  1  not found (key or operation)",
+                "  2  usage error (bad arguments; INVALID_ARGUMENT)",
+                "  3  unavailable (no connection; UNAVAILABLE, DEADLINE_EXCEEDED)",
+                "  4  conflict (conditional write lost; ABORTED)",
+                "  5  other error",
+                "",
+                "Tables by default; --json prints one JSON document a line",
+                "(field names and int64-as-string as in the REST API)."})
+public final class Kvctl implements Callable<Integer> {
+
+    @Option(names = "--endpoint", scope = ScopeType.INHERIT, paramLabel = "HOST:PORT",
+            defaultValue = "${env:KVMESH_ENDPOINT:-127.0.0.1:8080}",
+            description = "gRPC address of the service (Envoy's listener of the local stack); env KVMESH_ENDPOINT. Default: ${DEFAULT-VALUE}")
+    String endpoint;
+
+    @Option(names = "--timeout", scope = ScopeType.INHERIT, paramLabel = "DURATION", defaultValue = "10s",
+            converter = Durations.class,
+            description = "deadline of each call (30s, 500ms, 1m; watch has none). Default: ${DEFAULT-VALUE}")
+    Duration timeout;
+
+    @Option(names = "--json", scope = ScopeType.INHERIT,
+            description = "machine-readable output: one JSON document a line")
+    boolean json;
+
+    @Spec
+    CommandSpec spec;
+
+    private final Function<String, ManagedChannel> channels;
+    private InputStream in = System.in;
+    private boolean stderrIsTerminal = System.console() != null;
+    private ManagedChannel channel;
+
+    /** kvctl with real plaintext gRPC channels. */
+    public Kvctl() {
+        this(Kvctl::plaintextChannel);
+    }
+
+    /** kvctl whose channel comes from {@code channels} (endpoint → channel), e.g. an in-process one in tests. */
+    public Kvctl(Function<String, ManagedChannel> channels) {
+        this.channels = channels;
+    }
+
+    public static void main(String[] args) {
+        System.exit(new Kvctl().execute(args));
+    }
+
+    /** Parses and runs one command line, closes the channel, and returns the exit code. */
+    public int execute(String... args) {
+        CommandLine cl = commandLine();
+        try {
+            return cl.execute(args);
+        } finally {
+            close();
+        }
+    }
+
+    /** The configured picocli command line (tests set its out and err writers). */
+    public CommandLine commandLine() {
+        CommandLine cl = new CommandLine(this);
+        cl.setExecutionExceptionHandler(this::handle);
+        cl.setCaseInsensitiveEnumValuesAllowed(true);
+        return cl;
+    }
+
+    public Kvctl withInput(InputStream input) {
+        this.in = input;
+        return this;
+    }
+
+    Kvctl withTerminal(boolean terminal) {
+        this.stderrIsTerminal = terminal;
+        return this;
+    }
+
+    @Override
+    public Integer call() {
+        spec.commandLine().usage(spec.commandLine().getErr());
+        return ExitCodes.USAGE;
+    }
+
+    // ------------------------------------------------------------------ shared by the subcommands
+
+    InputStream in() {
+        return in;
+    }
+
+    boolean stderrIsTerminal() {
+        return stderrIsTerminal;
+    }
+
+    boolean json() {
+        return json;
+    }
+
+    Duration timeout() {
+        return timeout;
+    }
+
+    synchronized ManagedChannel channel() {
+        if (channel == null) {
+            channel = channels.apply(endpoint);
+        }
+        return channel;
+    }
+
+    /** A blocking stub whose next call has the --timeout deadline. */
+    KeyValueGrpc.KeyValueBlockingStub blocking() {
+        return KeyValueGrpc.newBlockingStub(channel()).withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    KeyValueGrpc.KeyValueStub async() {
+        return KeyValueGrpc.newStub(channel());
+    }
+
+    /** Prints a failed call's status to stderr (as JSON with --json) and returns its exit code. */
+    int fail(PrintWriter err, StatusRuntimeException e) {
+        String code = e.getStatus().getCode().name();
+        String message = e.getStatus().getDescription() == null ? code.toLowerCase(java.util.Locale.ROOT).replace('_', ' ')
+                : e.getStatus().getDescription();
+        if (e.getStatus().getCode() == io.grpc.Status.Code.UNAVAILABLE && e.getStatus().getCause() != null
+                && e.getStatus().getDescription() != null && e.getStatus().getDescription().startsWith("io exception")) {
+            message = "cannot reach " + endpoint + ": " + e.getStatus().getCause().getMessage();
+        }
+        if (json) {
+            err.println(Output.errorJson(code, message));
+        } else {
+            err.println("kvctl: " + code + ": " + message);
+        }
+        err.flush();
+        return ExitCodes.of(e.getStatus().getCode());
+    }
+
+    private int handle(Exception e, CommandLine cl, CommandLine.ParseResult parsed) {
+        PrintWriter err = cl.getErr();
+        if (e instanceof StatusRuntimeException sre) {
+            return fail(err, sre);
+        }
+        err.println("kvctl: " + e);
+        err.flush();
+        return ExitCodes.OTHER;
+    }
+
+    /** Closes the channel, if one was opened. */
+    synchronized void close() {
+        if (channel != null) {
+            channel.shutdownNow();
+            try {
+                channel.awaitTermination(2, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            channel = null;
+        }
+    }
+
+    private static ManagedChannel plaintextChannel(String endpoint) {
+        String target = endpoint.replaceFirst("^(?i)(grpc|http)://", "");
+        return ManagedChannelBuilder.forTarget(target)
+                .usePlaintext()
+                .maxInboundMessageSize(64 << 20)
+                .userAgent("kvctl")
+                .build();
+    }
+
+    /** Version from the jar manifest (the Maven project version). */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = Kvctl.class.getPackage().getImplementationVersion();
+            return new String[] {"kvctl " + (v == null ? "(development build)" : v)};
+        }
+    }
+}

@@ -1,0 +1,212 @@
+package io.kvmesh.cli;
+
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import io.grpc.Status;
+import io.grpc.stub.StreamObserver;
+import io.kvmesh.api.v1.PutRequest;
+import io.kvmesh.api.v1.PutResponse;
+import io.kvmesh.api.v1.WriteMode;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+
+/** kvctl load: bulk import of a JSON-lines file, pipelined with bounded concurrency. */
+@Command(name = "load", sortOptions = false,
+        description = {"Bulk import from a JSON-lines file, one {\"key\":…,\"value\":…} a line ('-' = stdin).",
+                "Puts are pipelined over one connection, at most --concurrency in flight; a progress bar goes to",
+                "stderr and a summary (lines, written, failed, elapsed, rate) to stdout. Exit 0 when every line was",
+                "written, else the code of the first failure (2 for a malformed line)."})
+final class LoadCommand implements java.util.concurrent.Callable<Integer> {
+    private static final int MAX_REPORTED = 5;
+
+    @ParentCommand
+    Kvctl root;
+    @Spec
+    CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "FILE", description = "JSON-lines file, or '-' for stdin")
+    String file;
+    @Option(names = "--concurrency", paramLabel = "N", defaultValue = "64", description = "puts in flight at most. Default: ${DEFAULT-VALUE}")
+    int concurrency;
+    @Option(names = "--sync", description = "SYNC puts: each answers once applied (slower)")
+    boolean sync;
+    @Option(names = "--no-progress", description = "no progress bar on stderr")
+    boolean noProgress;
+
+    @Override
+    public Integer call() throws Exception {
+        if (concurrency < 1) {
+            throw new ParameterException(spec.commandLine(), "--concurrency must be >= 1");
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        long total = -1;
+        BufferedReader reader;
+        if ("-".equals(file)) {
+            reader = new BufferedReader(new InputStreamReader(root.in(), StandardCharsets.UTF_8));
+        } else {
+            Path path = Path.of(file);
+            try (var lines = Files.lines(path, StandardCharsets.UTF_8)) {
+                total = lines.filter(l -> !l.isBlank()).count();
+            } catch (NoSuchFileException e) {
+                throw new ParameterException(spec.commandLine(), "no such file: " + file);
+            } catch (UncheckedIOException e) {
+                throw new ParameterException(spec.commandLine(), "cannot read " + file + ": " + e.getCause().getMessage());
+            }
+            reader = Files.newBufferedReader(path, StandardCharsets.UTF_8);
+        }
+
+        AtomicLong lines = new AtomicLong();
+        AtomicLong written = new AtomicLong();
+        AtomicLong failed = new AtomicLong();
+        AtomicInteger reported = new AtomicInteger();
+        AtomicReference<Integer> firstFailure = new AtomicReference<>();
+        Semaphore inFlight = new Semaphore(concurrency);
+        var stub = root.async();
+        long t0 = System.nanoTime();
+        Progress progress = new Progress(err, total, root.stderrIsTerminal());
+        ScheduledExecutorService ticker = null;
+        if (!noProgress) {
+            ticker = Executors.newSingleThreadScheduledExecutor(r -> {
+                Thread t = new Thread(r, "kvctl-progress");
+                t.setDaemon(true);
+                return t;
+            });
+            ticker.scheduleAtFixedRate(() -> progress.render(written.get() + failed.get(), System.nanoTime() - t0, false),
+                    200, root.stderrIsTerminal() ? 200 : 1000, TimeUnit.MILLISECONDS);
+        }
+        try (reader) {
+            String line;
+            long lineNo = 0;
+            while ((line = reader.readLine()) != null) {
+                lineNo++;
+                if (line.isBlank()) {
+                    continue;
+                }
+                lines.incrementAndGet();
+                PutRequest req;
+                try {
+                    req = parse(line, sync);
+                } catch (IllegalArgumentException e) {
+                    failed.incrementAndGet();
+                    firstFailure.compareAndSet(null, ExitCodes.USAGE);
+                    report(err, reported, progress, "line " + lineNo + ": " + e.getMessage());
+                    continue;
+                }
+                inFlight.acquire();
+                long n = lineNo;
+                stub.withDeadlineAfter(root.timeout().toMillis(), TimeUnit.MILLISECONDS).put(req, new StreamObserver<>() {
+                    @Override
+                    public void onNext(PutResponse value) {
+                        written.incrementAndGet();
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        Status s = Status.fromThrowable(t);
+                        failed.incrementAndGet();
+                        firstFailure.compareAndSet(null, ExitCodes.of(s.getCode()));
+                        report(err, reported, progress, "line " + n + " (key " + req.getKey() + "): " + s.getCode()
+                                + (s.getDescription() == null ? "" : ": " + s.getDescription()));
+                        inFlight.release();
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        inFlight.release();
+                    }
+                });
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } finally {
+            inFlight.acquire(concurrency);   // every put answered
+            if (ticker != null) {
+                ticker.shutdownNow();
+            }
+        }
+        long elapsedNanos = System.nanoTime() - t0;
+        if (!noProgress) {
+            progress.render(written.get() + failed.get(), elapsedNanos, true);
+        }
+        double seconds = elapsedNanos / 1e9;
+        double rate = seconds > 0 ? written.get() / seconds : 0;
+        if (root.json()) {
+            JsonObject o = new JsonObject();
+            o.addProperty("lines", lines.get());
+            o.addProperty("written", written.get());
+            o.addProperty("failed", failed.get());
+            o.addProperty("elapsedSeconds", Math.round(seconds * 1000) / 1000.0);
+            o.addProperty("ratePerSecond", Math.round(rate * 10) / 10.0);
+            out.println(o);
+        } else {
+            Output.Table.fields()
+                    .row("lines", Long.toString(lines.get()))
+                    .row("written", Long.toString(written.get()))
+                    .row("failed", Long.toString(failed.get()))
+                    .row("elapsed", String.format(Locale.ROOT, "%.2fs", seconds))
+                    .row("rate", String.format(Locale.ROOT, "%.0f puts/s", rate))
+                    .print(out);
+        }
+        out.flush();
+        Integer code = firstFailure.get();
+        return code == null ? ExitCodes.OK : code;
+    }
+
+    /** The put for one JSON line {"key":"…","value":"…"}; IllegalArgumentException when the line is not that. */
+    static PutRequest parse(String line, boolean sync) {
+        JsonElement e;
+        try {
+            e = JsonParser.parseString(line);
+        } catch (RuntimeException ex) {
+            throw new IllegalArgumentException("not JSON");
+        }
+        if (!e.isJsonObject()) {
+            throw new IllegalArgumentException("not a JSON object");
+        }
+        JsonObject o = e.getAsJsonObject();
+        JsonElement key = o.get("key");
+        JsonElement value = o.get("value");
+        if (key == null || !key.isJsonPrimitive() || key.getAsString().isEmpty()) {
+            throw new IllegalArgumentException("\"key\" must be a non-empty string");
+        }
+        if (value == null || value.isJsonNull() || !value.isJsonPrimitive()) {
+            throw new IllegalArgumentException("\"value\" must be a string");
+        }
+        return PutRequest.newBuilder().setKey(key.getAsString()).setValue(value.getAsString())
+                .setMode(sync ? WriteMode.SYNC : WriteMode.ASYNC).build();
+    }
+
+    private static void report(PrintWriter err, AtomicInteger reported, Progress progress, String message) {
+        int n = reported.incrementAndGet();
+        if (n <= MAX_REPORTED) {
+            progress.message("kvctl load: " + message);
+        } else if (n == MAX_REPORTED + 1) {
+            progress.message("kvctl load: further failures are only counted");
+        }
+    }
+}
