@@ -5,9 +5,10 @@
 #   1. starts throwaway servers on free loopback ports with data under a temporary run
 #      folder, runs every Maven test (unit, and integration against the real servers),
 #      stops the servers and removes the folder, pass or fail;
-#   2. runs the end-to-end suite (scripts/e2e.sh): the whole stack from ./start.sh on free
+#   2. runs the end-to-end suites (scripts/e2e.sh): the whole stack from ./start.sh on free
 #      ports — nginx → Envoy → 2 kv-service → RabbitMQ → 2 kv-consumer → PostgreSQL/Redis —
-#      driven over HTTP/JSON and gRPC, then stopped and removed.
+#      driven over HTTP/JSON and gRPC (kv-e2e), by kvctl (kv-cli) and by headless Chromium
+#      (ui-tests, which also checks openapi.json against the proto), then stopped and removed.
 #
 #   ./test.sh                 the whole suite
 #   ./test.sh -pl kv-it -am   extra arguments go to Maven (step 1 only)
@@ -52,5 +53,5 @@ mvn -B -ntp install "$@"
 cleanup
 trap - EXIT
 
-step "running the end-to-end suite through nginx and Envoy"
-scripts/e2e.sh
+step "running the end-to-end suites through nginx and Envoy: REST, gRPC, kvctl, web UI in Chromium"
+KVMESH_E2E_MODULES=kv-e2e,kv-cli KVMESH_E2E_UI=1 scripts/e2e.sh

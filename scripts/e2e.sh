@@ -6,6 +6,8 @@
 #   scripts/e2e.sh                 start, test, stop
 #   scripts/e2e.sh -Dtest=GrpcE2ETest   extra arguments go to Maven
 #   KVMESH_E2E_KEEP=1 scripts/e2e.sh    leave the run folder (logs) in place
+#   KVMESH_E2E_MODULES=kv-e2e,kv-cli    Maven modules whose e2e tests run (default kv-e2e)
+#   KVMESH_E2E_UI=1 scripts/e2e.sh      then also the browser tests (scripts/ui-tests.sh) on the same stack
 set -euo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd -P)"
 cd "$ROOT"
@@ -56,3 +58,7 @@ fi
 step "running ${KVMESH_E2E_MODULES:-kv-e2e} (grpcurl: ${KVMESH_E2E_GRPCURL:-not installed, its test is skipped})"
 # KVMESH_E2E_MODULES=kv-cli runs the kvctl end-to-end tests instead (or kv-e2e,kv-cli for both).
 mvn -B -ntp -pl "${KVMESH_E2E_MODULES:-kv-e2e}" -Pe2e test "$@"
+if [ "${KVMESH_E2E_UI:-0}" = 1 ]; then
+  step "running the browser tests of the web UI against the same stack"
+  scripts/ui-tests.sh
+fi

@@ -15,6 +15,7 @@ import io.kvmesh.core.store.Database;
 import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.validate.Validator;
 import io.kvmesh.service.config.ServiceConfig;
+import io.kvmesh.service.grpc.EagerHeadersInterceptor;
 import io.kvmesh.service.grpc.KeyValueService;
 import io.kvmesh.service.grpc.RequestIdInterceptor;
 import io.kvmesh.service.read.ReadPath;
@@ -96,7 +97,7 @@ public final class KvServiceServer {
         HealthStatusManager health = new HealthStatusManager();
         Server server = builder
                 .executor(workers)
-                .addService(ServerInterceptors.intercept(service, new RequestIdInterceptor()))
+                .addService(ServerInterceptors.intercept(service, new RequestIdInterceptor(), new EagerHeadersInterceptor()))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .maxInboundMessageSize(config.limits().maxValueBytes() + config.limits().maxKeyBytes() + 64 * 1024)
