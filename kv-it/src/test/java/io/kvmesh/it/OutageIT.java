@@ -60,6 +60,8 @@ class OutageIT {
         put("cached", "during");
         put("fresh", "written while Redis was down");
         await().atMost(Duration.ofSeconds(10)).until(() -> get("cached").getData().getValue().equals("during"));
+        // "fresh" lives in another partition: it may apply a little later
+        await().atMost(Duration.ofSeconds(10)).until(() -> ReadWriteIT.codeOf(() -> get("fresh")) == Status.Code.OK);
         assertThat(get("fresh").getSource()).isEqualTo("postgres");
         assertThat(stack.consumer(0).cacheBacklog()).isGreaterThanOrEqualTo(1);
 
