@@ -31,20 +31,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 < <(python3 - <<'PY'
-import socket
-socks, ports = [], []
-while len(ports) < 5:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-    p = s.getsockname()[1]
-    if not 35672 <= p <= 35682: ports.append(p)
-print(*ports)
-PY
-)
+# every port of the stack in one pick, so no part can take a port meant for another
+read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 PG_PORT REDIS_PORT AMQP_PORT DIST_PORT < <(scripts/free-ports 9)
 export KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
   KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS="${KVMESH_CONSUMERS:-2}" \
   KVMESH_REPLICA_PORTS="$R1,$R2"
-unset KVMESH_PG_PORT KVMESH_REDIS_PORT KVMESH_AMQP_PORT
+export KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" KVMESH_AMQP_PORT="$AMQP_PORT" \
+  KVMESH_RABBIT_DIST_PORT="$DIST_PORT"
 step "starting the stack in $RUN_DIR (nginx :$HTTP_PORT, envoy :$ENVOY_PORT)"
 ./start.sh
 

@@ -133,16 +133,7 @@ free_ports() {
   local n="$1" py
   py="$(command -v python3 2>/dev/null || true)"
   if [ -n "$py" ] && "$py" -c 'import socket' 2>/dev/null; then
-    "$py" - "$n" <<'EOF'
-import socket, sys
-n = int(sys.argv[1]); socks = []; ports = []
-while len(ports) < n:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0)); socks.append(s)
-    p = s.getsockname()[1]
-    if not (35672 <= p <= 35682): ports.append(p)
-print(" ".join(map(str, ports)))
-EOF
+    "$py" "$(dirname "$SELF")/free-ports" "$n"
   else
     local out=() p tries=0
     while [ ${#out[@]} -lt "$n" ]; do

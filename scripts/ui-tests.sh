@@ -55,20 +55,12 @@ trap cleanup EXIT
 if [ -z "${KVMESH_E2E_HTTP:-}" ]; then
   RUN_DIR="$(mktemp -d /tmp/kvmesh-ui.XXXXXX)"
   chmod 755 "$RUN_DIR"
-  read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 < <(python3 - <<'PY'
-import socket
-socks, ports = [], []
-while len(ports) < 4:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-    p = s.getsockname()[1]
-    if not 35672 <= p <= 35682: ports.append(p)
-print(*ports)
-PY
-)
+  read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 PG_PORT REDIS_PORT AMQP_PORT DIST_PORT < <("$ROOT/scripts/free-ports" 8)
   step "starting the stack in $RUN_DIR (nginx :$HTTP_PORT, envoy :$ENVOY_PORT)"
   KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
     KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=1 KVMESH_CONSUMERS=1 KVMESH_REPLICA_PORTS="$R1" \
-    KVMESH_PG_PORT= KVMESH_REDIS_PORT= KVMESH_AMQP_PORT= ./start.sh
+    KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" KVMESH_AMQP_PORT="$AMQP_PORT" \
+    KVMESH_RABBIT_DIST_PORT="$DIST_PORT" ./start.sh
   export KVMESH_E2E_HTTP="http://127.0.0.1:$HTTP_PORT"
 fi
 
