@@ -1,6 +1,8 @@
 // lagprobe measures kvmesh's write-visible lag: at a fixed rate (open loop) it PUTs a unique key through the
 // public REST API, and once the PUT is acknowledged ({"status":"queued"}, i.e. after the broker's confirm) it
 // GETs the key until the value it wrote comes back. lag = first GET that sees the value - acknowledgement.
+// GETs start 1 ms apart and back off to a tenth of the time waited so far; -probe-every N probes every Nth write
+// only, so that the probing GETs stay a small part of the load at high write rates.
 // Prints one JSON object: ack and lag percentiles in milliseconds, counts, achieved rate.
 package main
 
@@ -24,7 +26,8 @@ func main() {
 	rate := flag.Int("rate", 1000, "writes per second (open loop)")
 	dur := flag.Duration("duration", 10*time.Second, "how long to send")
 	valueBytes := flag.Int("value-bytes", 256, "value size")
-	poll := flag.Duration("poll", time.Millisecond, "pause between GETs of one key")
+	poll := flag.Duration("poll", time.Millisecond, "shortest pause between GETs of one key (grows to a tenth of the time waited so far)")
+	every := flag.Int("probe-every", 1, "probe visibility of every Nth write only (all writes are still sent)")
 	timeout := flag.Duration("timeout", 5*time.Second, "give up on one key after this long")
 	prefix := flag.String("prefix", fmt.Sprintf("lag-%d", time.Now().UnixNano()), "key prefix")
 	flag.Parse()
@@ -73,6 +76,12 @@ func main() {
 				return
 			}
 			t1 := time.Now()
+			if i%*every != 0 {
+				mu.Lock()
+				acks = append(acks, float64(t1.Sub(t0).Microseconds())/1000)
+				mu.Unlock()
+				return
+			}
 			needle := []byte(val)
 			for {
 				r, err := client.Get(*base + "/api?key=" + key)
@@ -88,11 +97,17 @@ func main() {
 						return
 					}
 				}
-				if time.Since(t1) > *timeout {
+				waited := time.Since(t1)
+				if waited > *timeout {
 					atomic.AddInt64(&timeouts, 1)
 					return
 				}
-				time.Sleep(*poll)
+				// bounded probing load when the stack falls behind: precision stays within 10% of the lag
+				if pause := waited / 10; pause > *poll {
+					time.Sleep(pause)
+				} else {
+					time.Sleep(*poll)
+				}
 			}
 		}(i)
 	}
@@ -100,7 +115,7 @@ func main() {
 	wg.Wait()
 	out := map[string]any{
 		"rate_offered": *rate, "sent": sent, "put_errors": putErrors, "timeouts": timeouts,
-		"seen": len(lags), "achieved_rate": float64(sent) / sendTime,
+		"seen": len(lags), "probe_every": *every, "acked": len(acks), "achieved_rate": float64(sent) / sendTime,
 		"ack_ms": pct(acks), "lag_ms": pct(lags), "poll_ms": float64(poll.Microseconds()) / 1000,
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
