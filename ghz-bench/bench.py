@@ -31,7 +31,7 @@ CONC = 64
 MODES = {
     # warm-up seconds (discarded), seconds per run, runs per point, open-loop seconds per point,
     # redis-benchmark requests, write-visible-lag rate (writes/s)
-    "quick": dict(warm=1, dur=3, runs=1, ol_dur=2, redis_n=100_000, lag_rate=500, lag_dur=3, lag_every=1),
+    "quick": dict(warm=1, dur=2, runs=1, ol_dur=1, redis_n=100_000, lag_rate=500, lag_dur=2, lag_every=1),
     "full": dict(warm=5, dur=10, runs=3, ol_dur=5, redis_n=400_000, lag_rate=5000, lag_dur=10, lag_every=10),
 }
 OPEN_LOOP_FRACTIONS = [0.25, 0.5, 0.75, 0.9]
@@ -156,7 +156,7 @@ def run_wrk(url, script, seconds, env, conns=CONC, threads=2):
     dur = r["duration_us"] / 1e6
     return dict(requests=r["requests"], seconds=dur, throughput=r["requests"] / dur, errors=errors,
                 p50_ms=r["p50_us"] / 1000, p99_ms=r["p99_us"] / 1000, p999_ms=r["p999_us"] / 1000,
-                command=shlex.join(cmd[:-3] + [f"-s wrk/{script}", url]))
+                command=shlex.join(cmd[:-3] + ["-s", f"ghz-bench/wrk/{script}", url]))
 
 
 def run_ghz(target, call, seconds, data=None, data_file=None, proto=None, conns=4, conc=CONC, n=None):
@@ -214,7 +214,8 @@ def run_vegeta(targets_path, rate, seconds):
             lat.append(latency / 1e6)
     return dict(requests=ok, seconds=seconds, throughput=ok / seconds, errors=n - ok, offered=rate,
                 p50_ms=pct(lat, 0.5), p99_ms=pct(lat, 0.99), p999_ms=pct(lat, 0.999),
-                command=shlex.join(cmd[:-1]) + " | vegeta encode --to csv")
+                command=shlex.join([c if not c.startswith("-targets=") else "-targets=TARGETS.jsonl" for c in cmd[:-1]])
+                + " | vegeta encode --to csv")
 
 
 # ---------------------------------------------------------------- the bench
@@ -359,6 +360,11 @@ class Bench:
 
     # -- scenarios
 
+    def idle(self, seconds):
+        time.sleep(seconds)
+        return dict(requests=0, seconds=seconds, throughput=0.0, errors=0, p50_ms=None, p99_ms=None, p999_ms=None,
+                    command=f"sleep {seconds}  # no load: what each process burns on its own")
+
     def ceilings(self):
         e = self.e
         self.point("nginx return 200", "ceiling",
@@ -447,8 +453,9 @@ class Bench:
         self.point("REST mix 90/10", "kvmesh", lambda d: run_wrk(self.http, "kv_mix.lua", d, self.wrk_env()))
         self.drain("REST mix 90/10")
         self.point("REST List page 50", "kvmesh", lambda d: run_wrk(self.http, "kv_list.lua", d, self.wrk_env()))
+        probed = "every write" if self.m["lag_every"] == 1 else f"one write in {self.m['lag_every']}"
         self.point("write-visible lag", "kvmesh", self.lag, warm=False,
-                   note=f"open loop at {self.m['lag_rate']} writes/s, every {self.m['lag_every']}th write probed; lag = PUT acknowledged → first GET that returns the value (GETs 1 ms apart, backing off to 10% of the wait)")
+                   note=f"open loop at {self.m['lag_rate']} writes/s, {probed} probed; lag = PUT acknowledged → first GET that returns the value (GETs 1 ms apart, backing off to 10% of the wait)")
         self.drain("write-visible lag")
 
     def lag(self, _seconds):
@@ -528,7 +535,8 @@ class Bench:
                         return run_vegeta(path, rate, secs)
                     finally:
                         os.unlink(path)
-                self.point(name, "open loop", fn, warm=False, base=base, fraction=frac, offered=rate)
+                self.point(name, "open loop", fn, warm=False, base=base, fraction=frac, offered=rate,
+                           note=TARGET_NOTES[base])
             if "PUT" in base or "put" in base:
                 self.drain(f"open loop {base} @90%")
 
@@ -538,6 +546,14 @@ class Bench:
             for it in items:
                 f.write(json.dumps(it) + "\n")
         return path
+
+
+TARGET_NOTES = {
+    "REST GET": "TARGETS.jsonl: 5,000 GET /kv?key=bget-<random of 1,000 preloaded> (vegeta cycles over them)",
+    "REST PUT": "TARGETS.jsonl: one PUT /kv with a new key and a 256-byte value per request",
+    "etcd JSON range": "TARGETS.jsonl: 5,000 POST /v3/kv/range of a random preloaded key (base64)",
+    "etcd JSON put": "TARGETS.jsonl: one POST /v3/kv/put with a new key and a 256-byte value per request",
+}
 
 
 def b64(s):
@@ -676,6 +692,7 @@ def main():
     doc = dict(mode=b.mode, started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), settings=b.m,
                concurrency=CONC, value_bytes=256, preloaded_keys=NKEYS, **machine_and_versions(env))
     b.preload()
+    b.point("idle (no load)", "baseline", b.idle, warm=False)
     b.ceilings()
     b.kvmesh()
     b.etcd_scenarios()
@@ -683,7 +700,9 @@ def main():
     doc["scenarios"] = list(b.results.values())
     doc["ratios"] = ratios(b.results)
     doc["seconds"] = round(time.time() - t0, 1)
-    missing = [e["name"] for e in doc["scenarios"] if not e.get("median") or not e["median"].get("throughput")]
+    missing = [e["name"] for e in doc["scenarios"]
+               if not e.get("median") or (not e["median"].get("throughput") and e["group"] != "baseline")
+               or (e["group"] == "baseline" and not e["median"].get("cpu"))]
     doc["missing"] = missing
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1)

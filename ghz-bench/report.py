@@ -35,6 +35,18 @@ def rng(e, key, digits=0):
     return f" ({n(r[0], digits)}–{n(r[1], digits)})"
 
 
+def roles(m, top=3):
+    """Cores per role (both kv-service replicas summed, both consumers summed), load generator left out."""
+    acc = {}
+    for proc, v in (m.get("cpu") or {}).items():
+        if proc == "load generator":
+            continue
+        role = proc.rsplit("-", 1)[0] + " ×2" if proc[-2:] in ("-1", "-2") else proc
+        acc[role] = acc.get(role, 0.0) + (v.get("cores") or 0.0)
+    best = sorted(acc.items(), key=lambda kv: -kv[1])[:top]
+    return ", ".join(f"{r} {c:.2f}" for r, c in best if c >= 0.05) or "–"
+
+
 def load(results_dir):
     for mode in ("full", "quick"):
         p = os.path.join(results_dir, f"latest-{mode}.json")
@@ -138,9 +150,10 @@ def report(doc, src, out, img_dir):
       f"with min–max over the runs in parentheses. {doc['concurrency']} connections (wrk -t2) or 64 concurrent "
       f"gRPC calls over 4 connections (ghz), {doc['value_bytes']}-byte values, reads over {doc['preloaded_keys']} "
       "preloaded keys, writes on a new key every request. CPU time per request = (utime+stime, plus cutime+cstime of "
-      "reaped children, over each process tree from /proc) ÷ requests. The *busiest process* is the one using the "
-      "most cores during the run (load generators excluded): the likely limit when it nears a core, or when the "
-      "machine (2 cores) is saturated.")
+      "reaped children, over each process tree from /proc) ÷ requests. *busiest* lists the server roles using the "
+      "most cores during the run (the two kv-service replicas summed, likewise the two consumers; load generators "
+      "excluded): the likely limit is the first one when it nears a core or when the machine (2 cores, column "
+      "*machine busy*) is saturated, in which case every process is short of CPU and CPU per request decides.")
     w("")
 
     # ---- goals
@@ -176,23 +189,35 @@ def report(doc, src, out, img_dir):
           f"{'yes' if b['messages'] == 0 or b['drained_s'] <= 5 else '**no**'} |")
     w("")
 
+    idle = by.get("idle (no load)")
+    if idle and idle.get("median") and idle["median"].get("cpu"):
+        cpu = idle["median"]["cpu"]
+        w("## Idle baseline")
+        w("")
+        w("Cores each process uses with the stack up and no requests (a cost every scenario below also pays):")
+        w("")
+        w("| " + " | ".join(p for p in SERVER_ORDER if p in cpu and p != "load generator") + " | others |")
+        w("| " + " | ".join("---" for p in SERVER_ORDER if p in cpu and p != "load generator") + " | --- |")
+        w("| " + " | ".join(f"{cpu[p]['cores']:.3f}" for p in SERVER_ORDER if p in cpu and p != "load generator")
+          + f" | {ms(idle['median'].get('others_cores'))} |")
+        w("")
+
     # ---- closed loop
     w("## Closed loop: throughput and latency (medians)")
     w("")
-    w("| scenario | group | throughput /s (min–max) | p50 ms | p99 ms | p99.9 ms | errors | busiest process (cores) | others |")
-    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    w("| scenario | group | throughput /s (min–max) | p50 ms | p99 ms | p99.9 ms | errors | busiest (cores) | machine busy | others |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for e in sc:
-        if e["group"] == "open loop":
+        if e["group"] in ("open loop", "baseline"):
             continue
         m = e.get("median")
         if not m:
-            w(f"| {e['name']} | {e['group']} | **no result**: {e.get('failure', '')[:120]} | | | | | | |")
+            w(f"| {e['name']} | {e['group']} | **no result**: {e.get('failure', '')[:120]} | | | | | | | |")
             continue
         unit = " rows" if "upsert" in e["name"] else ""
-        busiest = f"{m['busiest_process']} ({m['busiest_cores']:.2f})" if m.get("busiest_process") else "–"
         w(f"| {e['name']} | {e['group']} | {n(m['throughput'])}{unit}{rng(e, 'throughput')} | {ms(m.get('p50_ms'))} | "
-          f"{ms(m.get('p99_ms'))} | {ms(m.get('p999_ms'))} | {n(m.get('errors'))} | {busiest} | "
-          f"{ms(m.get('others_cores'))} |")
+          f"{ms(m.get('p99_ms'))} | {ms(m.get('p999_ms'))} | {n(m.get('errors'))} | {roles(m)} | "
+          f"{ms(m.get('machine_busy_cores'))} | {ms(m.get('others_cores'))} |")
     w("")
     w("## Ratios (same run)")
     w("")
@@ -208,7 +233,7 @@ def report(doc, src, out, img_dir):
     w("vegeta at 25/50/75/90% of the closed-loop median measured earlier in the same run (offered rate is fixed, "
       "so queueing shows up as latency instead of being hidden by a closed loop).")
     w("")
-    w("| target | % of max | offered /s | achieved /s | p50 ms | p99 ms | p99.9 ms | errors | busiest process (cores) |")
+    w("| target | % of max | offered /s | achieved /s | p50 ms | p99 ms | p99.9 ms | errors | busiest (cores) |")
     w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for e in sc:
         if e["group"] != "open loop":
@@ -219,7 +244,7 @@ def report(doc, src, out, img_dir):
             continue
         w(f"| {e['base']} | {int(e['fraction'] * 100)} | {n(e['offered'])} | {n(m['throughput'])} | {ms(m.get('p50_ms'))} | "
           f"{ms(m.get('p99_ms'))} | {ms(m.get('p999_ms'))} | {n(m.get('errors'))} | "
-          f"{m.get('busiest_process', '–')} ({m.get('busiest_cores', 0):.2f}) |")
+          f"{roles(m)} |")
     w("")
     imgs = plots(doc, img_dir)
     rel = lambda p: os.path.relpath(p, os.path.dirname(out))
@@ -231,7 +256,7 @@ def report(doc, src, out, img_dir):
     # ---- CPU per request
     w("## CPU time per request, by process (µs, medians)")
     w("")
-    rows = [e for e in sc if e["group"] != "open loop" and e.get("median") and e["median"].get("cpu")]
+    rows = [e for e in sc if e["group"] not in ("open loop", "baseline") and e.get("median") and e["median"].get("cpu")]
     procs = [p for p in SERVER_ORDER if any((e["median"]["cpu"].get(p) or {}).get("us_per_req") for e in rows)]
     w("| scenario | " + " | ".join(procs) + " |")
     w("| --- | " + " | ".join("---" for _ in procs) + " |")
@@ -302,6 +327,39 @@ NOTES = [
 ]
 
 
+def headline(doc, readme):
+    """Rewrites the block between the headline markers of ghz-bench/README.md from the same results."""
+    if not os.path.exists(readme):
+        return
+    with open(readme) as f:
+        text = f.read()
+    a, b = "<!-- headline:start -->", "<!-- headline:end -->"
+    if a not in text or b not in text:
+        return
+    by = {e["name"]: e for e in doc["scenarios"]}
+    t = lambda name: n(by[name]["median"]["throughput"]) if by.get(name) and by[name].get("median") else "–"
+    p99 = lambda name: ms(by[name]["median"].get("p99_ms")) if by.get(name) and by[name].get("median") else "–"
+    L = [a, "", f"From `ghz-bench/run.sh {doc['mode']}` on {doc['started'][:10]} ({doc['machine']['nproc']} cores, "
+         "shared with other work while it ran: see *others* in the report). Throughput in requests/s, median of the runs.", "",
+         "| scenario | kvmesh | p99 ms | compared with | ratio (goal) |", "| --- | --- | --- | --- | --- |"]
+    rat = {r["name"]: r for r in doc["ratios"]}
+    for label, mine, other, rname in (
+            ("REST GET (nginx → Envoy → replica → Redis)", "REST GET", "etcd JSON range", "REST GET / etcd JSON range"),
+            ("REST PUT (acknowledged after the broker's confirm)", "REST PUT", "etcd JSON put", "REST PUT / etcd JSON put"),
+            ("gRPC Get direct to one replica", "gRPC Get direct", "redis GET", "gRPC Get direct / Redis GET")):
+        r = rat.get(rname)
+        ratio = "–" if not r else "{:.2f}× (≥ {}×)".format(r["value"], r["goal"])
+        L.append(f"| {label} | {t(mine)} | {p99(mine)} | {other} {t(other)} | {ratio} |")
+    lag = by.get("write-visible lag")
+    if lag and lag.get("median"):
+        L.append(f"| write-visible lag at {doc['settings']['lag_rate']:,} writes/s offered | p50 {ms(lag['median'].get('p50_ms'))} ms | "
+                 f"{p99('write-visible lag')} | goal p99 < 50 ms at 5,000/s | |")
+    L += ["", b]
+    text = text[:text.index(a)] + "\n".join(L) + text[text.index(b) + len(b):]
+    with open(readme, "w") as f:
+        f.write(text)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
@@ -311,6 +369,7 @@ def main():
     doc, src = load(a.results)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     report(doc, src, a.out, a.img)
+    headline(doc, os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"))
 
 
 if __name__ == "__main__":

@@ -280,3 +280,6 @@ if [ -z "${GHZ_BENCH_ONLY:-}" ]; then
 else
   step "results (partial run, not latest): $OUT"
 fi
+BUDGET=$([ "$MODE" = quick ] && echo 300 || echo 1800)
+SPENT=$(( $(date +%s) - T0 ))
+[ "$SPENT" -le "$BUDGET" ] || echo "[ghz-bench] WARNING: $MODE mode took ${SPENT}s, over its ${BUDGET}s budget (first-time installs and jar builds count too)" >&2
