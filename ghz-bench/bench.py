@@ -655,6 +655,15 @@ def machine_and_versions(env):
         })
 
 
+def etcd_reflection(env):
+    """Whether etcd answers gRPC server reflection (why ghz needs ghz-bench/proto/etcd_kv.proto)."""
+    p = subprocess.run(["ghz", "--insecure", "--call", "etcdserverpb.KV/Range", "-n", "1", "-d", "{}",
+                        f"127.0.0.1:{env['ETCD_PORT']}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=30)
+    msg = p.stdout.strip().splitlines()[-1:] or [""]
+    return {"ghz_without_proto_exit": p.returncode, "message": msg[0][:200]}
+
+
 def print_table(results):
     rows = [("scenario", "group", "median/s", "min–max", "p50 ms", "p99 ms", "p99.9 ms", "busiest process (cores)", "others' CPU")]
     for e in results.values():
@@ -691,6 +700,7 @@ def main():
     b = Bench(env, only)
     doc = dict(mode=b.mode, started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), settings=b.m,
                concurrency=CONC, value_bytes=256, preloaded_keys=NKEYS, **machine_and_versions(env))
+    doc["etcd_reflection"] = etcd_reflection(env)
     b.preload()
     b.point("idle (no load)", "baseline", b.idle, warm=False)
     b.ceilings()

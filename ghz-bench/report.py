@@ -290,6 +290,9 @@ def report(doc, src, out, img_dir):
     w("")
     for line in NOTES:
         w(f"- {line}")
+    if doc.get("etcd_reflection"):
+        w(f"- etcd gRPC reflection, checked in this run: ghz with no proto against etcd answered "
+          f"“{doc['etcd_reflection']['message']}” (exit {doc['etcd_reflection']['ghz_without_proto_exit']}).")
     w("")
     with open(out, "w") as f:
         f.write("\n".join(L))
