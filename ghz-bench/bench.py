@@ -1,0 +1,746 @@
+#!/usr/bin/env python3
+"""ghz-bench scenario runner: started by ghz-bench/run.sh once the kvmesh stack, the ceiling nginx and Envoy and
+etcd are up. Runs every scenario (warm-up discarded, N runs per point), samples the CPU time of every server
+process around each run, writes one JSON result and prints a table. Python standard library only."""
+
+import argparse
+import base64
+import csv
+import io
+import json
+import os
+import platform
+import random
+import re
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+CLK = os.sysconf("SC_CLK_TCK")
+VALUE = "v" * 256
+NKEYS = 1000
+KVMESH_DESCRIPTOR = os.path.join(os.path.dirname(BENCH), "proto/target/descriptor/kvmesh.pb")
+CONC = 64
+
+MODES = {
+    # warm-up seconds (discarded), seconds per run, runs per point, open-loop seconds per point,
+    # redis-benchmark requests, write-visible-lag rate (writes/s)
+    "quick": dict(warm=1, dur=2, runs=1, ol_dur=1, redis_n=100_000, lag_rate=500, lag_dur=2, lag_every=1),
+    "full": dict(warm=5, dur=10, runs=3, ol_dur=5, redis_n=400_000, lag_rate=5000, lag_dur=10, lag_every=10),
+}
+OPEN_LOOP_FRACTIONS = [0.25, 0.5, 0.75, 0.9]
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def sh(cmd, timeout, env=None, check=True):
+    """Runs cmd (a list), bounded in time; returns stdout. Raises on failure when check."""
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
+                       env={**os.environ, **(env or {})})
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd)} exited {p.returncode}: {p.stderr.strip()[-600:]}")
+    return p.stdout + ("" if check else p.stderr)
+
+
+# ---------------------------------------------------------------- CPU accounting from /proc
+
+
+def read_stat(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    rest = s[s.rindex(")") + 2:].split()
+    # rest[0] is field 3 (state): ppid = field 4, utime..cstime = fields 14..17
+    return int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14])
+
+
+def proc_table():
+    table = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = read_stat(d)
+            if st:
+                table[int(d)] = st
+    return table
+
+
+class CpuGroups:
+    """Named groups of processes (a root pid and all its descendants). A group's CPU time is utime+stime of every
+    live member plus cutime+cstime (children already reaped, e.g. PostgreSQL backends that exited)."""
+
+    def __init__(self, roots):
+        self.roots = {name: pid for name, pid in roots.items() if pid}
+
+    def sample(self):
+        table = proc_table()
+        children = {}
+        for pid, (ppid, _, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        out = {}
+        for name, root in self.roots.items():
+            if root not in table:
+                continue
+            ticks, stack = 0, [root]
+            while stack:
+                p = stack.pop()
+                _, own, reaped = table[p]
+                ticks += own + reaped
+                stack.extend(children.get(p, []))
+            out[name] = ticks
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out["load generator"] = round((kids.ru_utime + kids.ru_stime) * CLK)
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:]
+        out["_machine_busy"] = sum(int(x) for x in fields) - int(fields[3]) - int(fields[4])
+        return out
+
+    @staticmethod
+    def delta(before, after, seconds, requests):
+        res = {}
+        for name, t1 in after.items():
+            if name not in before:
+                continue
+            secs = (t1 - before[name]) / CLK
+            res[name] = {"cores": round(secs / seconds, 3),
+                         "us_per_req": round(secs * 1e6 / requests, 2) if requests else None}
+        return res
+
+
+def read_pid(path):
+    try:
+        with open(path) as f:
+            return int(re.sub(r"\D", "", f.readline()) or 0) or None
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------- tools' output
+
+
+def pct(values, q):
+    if not values:
+        return None
+    values = sorted(values)
+    i = min(len(values) - 1, max(0, int(q * len(values) + 0.5) - 1))
+    return values[i]
+
+
+def run_wrk(url, script, seconds, env, conns=CONC, threads=2):
+    with open(os.path.join(BENCH, "wrk", "common.lua")) as f:
+        common = f.read()
+    with open(os.path.join(BENCH, "wrk", script)) as f:
+        body = f.read()
+    fd, path = tempfile.mkstemp(suffix=".lua", prefix="ghzbench-")
+    with os.fdopen(fd, "w") as f:
+        f.write(common + "\n" + body)
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", path, url]
+    try:
+        out = sh(cmd, timeout=seconds + 60, env=env)
+    finally:
+        os.unlink(path)
+    m = re.search(r"^WRKJSON (.*)$", out, re.M)
+    if not m:
+        raise RuntimeError(f"wrk printed no summary: {out[-400:]}")
+    r = json.loads(m.group(1))
+    errors = r["errors_connect"] + r["errors_read"] + r["errors_write"] + r["errors_status"] + r["errors_timeout"]
+    dur = r["duration_us"] / 1e6
+    return dict(requests=r["requests"], seconds=dur, throughput=r["requests"] / dur, errors=errors,
+                p50_ms=r["p50_us"] / 1000, p99_ms=r["p99_us"] / 1000, p999_ms=r["p999_us"] / 1000,
+                command=shlex.join(cmd[:-3] + ["-s", f"ghz-bench/wrk/{script}", url]))
+
+
+def run_ghz(target, call, seconds, data=None, data_file=None, proto=None, conns=4, conc=CONC, n=None):
+    cmd = ["ghz", "--insecure", "--call", call, "-c", str(conc), "--connections", str(conns), "-O", "json",
+           "--timeout", "10s"]
+    if proto:
+        cmd += ["--proto", proto]
+    elif call.startswith("kvmesh."):
+        # ghz 0.93.0 asks for v1alpha reflection; kv-service serves v1 only, so ghz reads the descriptor set
+        cmd += ["--protoset", KVMESH_DESCRIPTOR]
+    if n:
+        cmd += ["-n", str(n)]
+    else:
+        cmd += ["-z", f"{seconds}s"]
+    if data_file:
+        cmd += ["-D", data_file]
+    elif data is not None:
+        cmd += ["-d", data]
+    cmd.append(target)
+    out = sh(cmd, timeout=(seconds or 60) + 60)
+    r = json.loads(out)
+    lat = [d["latency"] / 1e6 for d in r.get("details") or [] if d.get("status") == "OK"]
+    ok = (r.get("statusCodeDistribution") or {}).get("OK", 0)
+    total_s = r["total"] / 1e9
+    shown = [c if len(c) < 200 else c[:60] + "…" for c in cmd]
+    shown = [c.replace(os.path.dirname(BENCH) + "/", "") for c in shown]
+    kinds = r.get("errorDistribution") or {}
+    # calls still in flight when -z ends are cut by ghz itself (at most one per concurrent worker): not errors
+    cut = sum(v for k, v in kinds.items() if "transport is closing" in k or "client connection is closing" in k)
+    return dict(requests=ok, seconds=total_s, throughput=ok / total_s, errors=r["count"] - ok - cut, cut_at_end=cut,
+                p50_ms=pct(lat, 0.5), p99_ms=pct(lat, 0.99), p999_ms=pct(lat, 0.999),
+                command=shlex.join(shown), error_kinds=kinds)
+
+
+def run_vegeta(targets_path, rate, seconds):
+    res = tempfile.mktemp(prefix="ghzbench-vegeta-", suffix=".bin")
+    cmd = ["vegeta", "attack", "-format=json", f"-targets={targets_path}", f"-rate={int(rate)}/s",
+           f"-duration={seconds}s", "-timeout=10s", "-max-workers=1024", f"-output={res}"]
+    try:
+        sh(cmd, timeout=seconds + 60)
+        out = sh(["vegeta", "encode", "--to", "csv", res], timeout=120)
+    finally:
+        if os.path.exists(res):
+            os.unlink(res)
+    lat, ok, n, t_min, t_max = [], 0, 0, None, None
+    for row in csv.reader(io.StringIO(out)):
+        if not row:
+            continue
+        n += 1
+        ts, code, latency = int(row[0]), int(row[1]), int(row[2])
+        t_min = ts if t_min is None else min(t_min, ts)
+        t_max = ts if t_max is None else max(t_max, ts)
+        if code == 200:
+            ok += 1
+            lat.append(latency / 1e6)
+    return dict(requests=ok, seconds=seconds, throughput=ok / seconds, errors=n - ok, offered=rate,
+                p50_ms=pct(lat, 0.5), p99_ms=pct(lat, 0.99), p999_ms=pct(lat, 0.999),
+                command=shlex.join([c if not c.startswith("-targets=") else "-targets=TARGETS.jsonl" for c in cmd[:-1]])
+                + " | vegeta encode --to csv")
+
+
+# ---------------------------------------------------------------- the bench
+
+
+class Bench:
+    def __init__(self, env, only):
+        self.e = env
+        self.mode = env["MODE"]
+        self.m = MODES[self.mode]
+        self.only = only
+        run = env["RUN_DIR"]
+        self.run_dir = run
+        roots = {
+            "nginx": read_pid(f"{run}/pids/nginx.pid"),
+            "envoy": read_pid(f"{run}/pids/envoy.pid"),
+            "kv-service-1": read_pid(f"{run}/pids/kv-service-1.pid"),
+            "kv-service-2": read_pid(f"{run}/pids/kv-service-2.pid"),
+            "kv-consumer-1": read_pid(f"{run}/pids/kv-consumer-1.pid"),
+            "kv-consumer-2": read_pid(f"{run}/pids/kv-consumer-2.pid"),
+            "redis": read_pid(f"{run}/redis/redis.pid"),
+            "rabbitmq": self.beam_pid(),
+            "postgres": read_pid(f"{run}/postgres/data/postmaster.pid"),
+            "ceiling nginx": int(env["CEIL_NGINX_PID"]),
+            "ceiling envoy": int(env["CEIL_ENVOY_PID"]),
+            "etcd": int(env["ETCD_PID"]),
+        }
+        self.cpu = CpuGroups(roots)
+        self.results = {}
+        self.tag = str(int(time.time()))
+        self.http = f"http://127.0.0.1:{env['HTTP_PORT']}"
+        self.etcd = f"http://127.0.0.1:{env['ETCD_PORT']}"
+        self.direct = f"127.0.0.1:{env['REPLICA1_PORT']}"
+        self.envoy = f"127.0.0.1:{env['ENVOY_PORT']}"
+
+    def beam_pid(self):
+        pid = read_pid(f"{self.e['RUN_DIR']}/rabbitmq/rabbit.pid")
+        if pid:
+            return pid
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/cmdline", "rb") as f:
+                        c = f.read().decode(errors="replace")
+                except OSError:
+                    continue
+                if "beam.smp" in c and self.e["RUN_DIR"] in c:
+                    return int(d)
+        return None
+
+    # -- one point: warm-up, N runs, CPU per run, median/min/max
+
+    def point(self, name, group, fn, runs=None, warm=True, note=None, **meta):
+        if self.only and name not in self.only:
+            return None
+        runs = runs or self.m["runs"]
+        log(f"{name}: {'warm-up + ' if warm else ''}{runs} run(s)")
+        entry = dict(name=name, group=group, runs=[], note=note, **meta)
+        try:
+            if warm:
+                fn(self.m["warm"])
+            for _ in range(runs):
+                before, t0 = self.cpu.sample(), time.time()
+                r = fn(self.m["dur"])
+                elapsed = time.time() - t0
+                after = self.cpu.sample()
+                cpu = CpuGroups.delta(before, after, elapsed, r["requests"])
+                r["machine_busy_cores"] = cpu.pop("_machine_busy")["cores"]
+                if not r.pop("cpu_measured", True):
+                    r["cpu"], r["machine_busy_cores"] = {}, None
+                else:
+                    r["cpu"] = cpu
+                    # CPU used meanwhile by processes this run did not start (other people's builds and stacks)
+                    r["others_cores"] = round(max(0.0, r["machine_busy_cores"] - sum(v["cores"] for v in cpu.values())), 3)
+                entry["runs"].append(r)
+                log(f"  {name}: {r['throughput']:,.0f}/s p50 {fmt_ms(r.get('p50_ms'))} p99 {fmt_ms(r.get('p99_ms'))}"
+                    f" errors {r.get('errors', 0)}")
+        except Exception as ex:  # a scenario that fails is recorded, and the run goes on
+            entry["failure"] = str(ex)[-800:]
+            log(f"  {name}: FAILED: {entry['failure']}")
+        summarise(entry)
+        self.results[name] = entry
+        return entry
+
+    # -- helpers
+
+    def rabbitmqctl(self, *args):
+        return sh([os.path.join(self.e["ROOT"], "scripts/servers.sh"), "rabbitmqctl", self.run_dir, *args], timeout=60)
+
+    def backlog(self):
+        out = self.rabbitmqctl("list_queues", "-q", "--no-table-headers", "name", "messages")
+        total = 0
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0].startswith("kv.ops.") and parts[1].isdigit() and "dead" not in parts[0]:
+                total += int(parts[1])
+        return total
+
+    def drain(self, name, limit=120):
+        """Waits until kv-consumer has applied the writes a PUT scenario queued; records the backlog."""
+        t0 = time.time()
+        left = self.backlog()
+        first = left
+        while left > 0 and time.time() - t0 < limit:
+            time.sleep(1)
+            left = self.backlog()
+        secs = time.time() - t0
+        if name in self.results:
+            self.results[name]["backlog_after"] = dict(messages=first, drained_s=round(secs, 1), left=left)
+        if first:
+            log(f"  {name}: {first} messages were still queued at the end; drained in {secs:.1f}s (left {left})")
+
+    def preload(self):
+        log("preloading 1000 keys into kvmesh (ghz Put direct) and etcd (ghz KV/Put)")
+        run_ghz(self.direct, "kvmesh.v1.KeyValue/Put", None, n=NKEYS, conc=16, conns=1,
+                data=json.dumps({"key": "bget-{{.RequestNumber}}", "value": VALUE}))
+        self.etcd_put_file = os.path.join(self.run_dir, "etcd-put.json")
+        self.etcd_get_file = os.path.join(self.run_dir, "etcd-range.json")
+        with open(self.etcd_get_file, "w") as f:
+            json.dump([{"key": b64(f"eget-{i}")} for i in range(NKEYS)], f)
+        preload_file = os.path.join(self.run_dir, "etcd-preload.json")
+        with open(preload_file, "w") as f:
+            json.dump([{"key": b64(f"eget-{i}"), "value": b64(VALUE)} for i in range(NKEYS)], f)
+        # the gRPC Put scenario writes other keys than the ones read: rewriting the read keys hundreds of times
+        # (etcd keeps every revision until compaction) made later reads of them slower in the first full run
+        with open(self.etcd_put_file, "w") as f:
+            json.dump([{"key": b64(f"egput-{i}"), "value": b64(VALUE)} for i in range(NKEYS)], f)
+        run_ghz(f"127.0.0.1:{self.e['ETCD_PORT']}", "etcdserverpb.KV/Put", None, n=NKEYS, conc=16, conns=1,
+                proto=os.path.join(BENCH, "proto/etcd_kv.proto"), data_file=preload_file)
+        # the last keys written are visible through the REST API (applied and cached)
+        deadline = time.time() + 60
+        for k in ("bget-0", f"bget-{NKEYS - 1}"):
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{self.http}/kv?key={k}", timeout=5) as r:
+                        if r.status == 200:
+                            break
+                except Exception:
+                    pass
+                if time.time() > deadline:
+                    raise RuntimeError(f"preloaded key {k} not visible after 60 s")
+                time.sleep(0.2)
+        self.drain("preload")
+
+    def wrk_env(self):
+        return {"WRK_RUN": f"{self.tag}{random.randrange(10**6)}", "WRK_KEYS": str(NKEYS)}
+
+    # -- scenarios
+
+    def idle(self, seconds):
+        time.sleep(seconds)
+        return dict(requests=0, seconds=seconds, throughput=0.0, errors=0, p50_ms=None, p99_ms=None, p999_ms=None,
+                    command=f"sleep {seconds}  # no load: what each process burns on its own")
+
+    def ceilings(self):
+        e = self.e
+        self.point("nginx return 200", "ceiling",
+                   lambda d: run_wrk(f"http://127.0.0.1:{e['CEIL_NGINX_PORT']}/", "plain_get.lua", d, self.wrk_env()))
+        self.point("envoy direct_response", "ceiling",
+                   lambda d: run_wrk(f"http://127.0.0.1:{e['CEIL_ENVOY_PORT']}/", "plain_get.lua", d, self.wrk_env()))
+        for op in ("set", "get"):
+            self.point(f"redis {op.upper()}", "ceiling", lambda d, op=op: self.redis_bench(op), warm=False)
+        self.point("rabbitmq quorum confirms", "ceiling", self.perftest)
+        self.point("postgres 100-row upsert", "ceiling", self.pgbench)
+
+    def redis_bench(self, op):
+        n = self.m["redis_n"]
+        cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", self.e["REDIS_PORT"], "-c", str(CONC), "-n", str(n),
+               "-d", "256", "-r", "100000", "-t", op, "--csv"]
+        t0 = time.time()
+        out = sh(cmd, timeout=300)
+        secs = time.time() - t0
+        rows = list(csv.DictReader(io.StringIO(out)))
+        row = rows[-1]
+        return dict(requests=n, seconds=secs, throughput=float(row["rps"]), errors=0,
+                    p50_ms=float(row["p50_latency_ms"]), p99_ms=float(row["p99_latency_ms"]), p999_ms=None,
+                    command=shlex.join(cmd))
+
+    def perftest(self, seconds):
+        e = self.e
+        cmd = [f"{e['JAVA_HOME']}/bin/java", "-Xmx256m", "-cp", f"{e['PERFTEST_LIB']}/*", "com.rabbitmq.perf.PerfTest",
+               "-h", f"amqp://guest:guest@127.0.0.1:{e['AMQP_PORT']}/%2F", "-x", "1", "-y", "1", "-s", "256",
+               "--quorum-queue", "-u", "ghz-bench-perftest", "-c", "1000", "-z", str(seconds)]
+        out = sh(cmd, timeout=seconds + 90)
+        sent = re.search(r"sending rate avg: ([\d.]+) msg/s", out)
+        recv = re.search(r"receiving rate avg: ([\d.]+) msg/s", out)
+        if not sent:
+            raise RuntimeError(f"PerfTest printed no sending rate: {out[-400:]}")
+        rate = float(sent.group(1))
+        lat = re.findall(r"confirm latency min/median/75th/95th/99th ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) (µs|ms)", out)
+        p50 = p99 = None
+        if lat:
+            scale = 1000 if lat[-1][5] == "µs" else 1
+            p50, p99 = float(lat[-1][1]) / scale, float(lat[-1][4]) / scale
+        shown = [c if "perftest/target/lib" not in c else "ghz-bench/perftest/target/lib/*" for c in cmd]
+        return dict(requests=int(rate * seconds), seconds=seconds, throughput=rate, errors=0,
+                    received=float(recv.group(1)) if recv else None, p50_ms=p50, p99_ms=p99, p999_ms=None,
+                    command=shlex.join(shown))
+
+    def pgbench(self, seconds):
+        e = self.e
+        base = ["-h", "127.0.0.1", "-p", e["PG_PORT"], "-U", "postgres", "-d", "postgres"]
+        if not getattr(self, "_pg_ready", False):
+            sh(["psql", *base, "-Xqc",
+                "CREATE TABLE IF NOT EXISTS ghz_bench_kv (key text PRIMARY KEY, value text NOT NULL, version bigint NOT NULL)"],
+               timeout=30)
+            self._pg_ready = True
+        script = os.path.join(self.run_dir, "pgbench-upsert.sql")
+        with open(script, "w") as f:
+            f.write("\\set base random(1, 1000000)\n"
+                    "INSERT INTO ghz_bench_kv (key, value, version) "
+                    "SELECT 'pgb-' || lpad((:base + g)::text, 8, '0'), repeat('v', 256), 1 FROM generate_series(1, 100) g "
+                    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = ghz_bench_kv.version + 1;\n")
+        cmd = ["pgbench", *base, "-n", "-M", "prepared", "-c", "8", "-j", "2", "-T", str(seconds), "-f", script]
+        out = sh(cmd, timeout=seconds + 60)
+        tps = re.search(r"tps = ([\d.]+)", out)
+        lat = re.search(r"latency average = ([\d.]+) ms", out)
+        txs = re.search(r"number of transactions actually processed: (\d+)", out)
+        fails = re.search(r"number of failed transactions: (\d+)", out)
+        return dict(requests=int(txs.group(1)) * 100, seconds=seconds, throughput=float(tps.group(1)) * 100,
+                    errors=int(fails.group(1)) if fails else 0, unit="rows/s", tx_per_s=float(tps.group(1)),
+                    p50_ms=None, p99_ms=None, p999_ms=None, mean_tx_ms=float(lat.group(1)) if lat else None,
+                    command=shlex.join(cmd[:-1] + ["pgbench-upsert.sql"]) + "  # 100 rows per statement")
+
+    def kvmesh(self):
+        put = lambda key: json.dumps({"key": key, "value": VALUE})
+        self.point("REST GET", "kvmesh", lambda d: run_wrk(self.http, "kv_get.lua", d, self.wrk_env()))
+        self.point("REST PUT", "kvmesh", lambda d: run_wrk(self.http, "kv_put.lua", d, self.wrk_env()))
+        self.drain("REST PUT")
+        self.point("gRPC Get direct", "kvmesh", lambda d: run_ghz(
+            self.direct, "kvmesh.v1.KeyValue/Get", d, data=json.dumps({"key": "bget-{{randomInt 0 %d}}" % NKEYS})))
+        self.point("gRPC Get via Envoy", "kvmesh", lambda d: run_ghz(
+            self.envoy, "kvmesh.v1.KeyValue/Get", d, data=json.dumps({"key": "bget-{{randomInt 0 %d}}" % NKEYS})))
+        self.point("gRPC Put direct", "kvmesh", lambda d: run_ghz(
+            self.direct, "kvmesh.v1.KeyValue/Put", d, data=put(f"gput-{self.tag}-{{{{.UUID}}}}")))
+        self.drain("gRPC Put direct")
+        self.point("gRPC Put via Envoy", "kvmesh", lambda d: run_ghz(
+            self.envoy, "kvmesh.v1.KeyValue/Put", d, data=put(f"eput-{self.tag}-{{{{.UUID}}}}")))
+        self.drain("gRPC Put via Envoy")
+        self.point("REST mix 90/10", "kvmesh", lambda d: run_wrk(self.http, "kv_mix.lua", d, self.wrk_env()))
+        self.drain("REST mix 90/10")
+        self.point("REST List page 50", "kvmesh", lambda d: run_wrk(self.http, "kv_list.lua", d, self.wrk_env()))
+        probed = "every write" if self.m["lag_every"] == 1 else f"one write in {self.m['lag_every']}"
+        self.point("write-visible lag", "kvmesh", self.lag, warm=False,
+                   note=f"open loop at {self.m['lag_rate']} writes/s, {probed} probed; lag = PUT acknowledged → first GET that returns the value (GETs 1 ms apart, backing off to 10% of the wait)")
+        self.drain("write-visible lag")
+        # the same at half the REST PUT maximum measured above: the lag when the stack is not overloaded
+        put = self.results.get("REST PUT")
+        if put and put.get("median"):
+            rate = max(10, int(put["median"]["throughput"] * 0.5))
+            self.point("write-visible lag @50% PUT max", "kvmesh", lambda d: self.lag(d, rate=rate), warm=False,
+                       note=f"open loop at {rate} writes/s (half the REST PUT median), {probed} probed")
+            self.drain("write-visible lag @50% PUT max")
+
+    def lag(self, _seconds, rate=None):
+        m = self.m
+        cmd = [self.e["LAGPROBE"], "-url", self.http, "-rate", str(rate or m["lag_rate"]), "-duration", f"{m['lag_dur']}s",
+               "-probe-every", str(m["lag_every"]),
+               "-prefix", f"lag-{self.tag}-{random.randrange(10**6)}"]
+        r = json.loads(sh(cmd, timeout=m["lag_dur"] + 60))
+        lag = r.get("lag_ms") or {}
+        return dict(requests=r["acked"], seconds=m["lag_dur"], probed=r["seen"], throughput=r["acked"] / m["lag_dur"], offered=r["achieved_rate"],
+                    errors=r["put_errors"] + r["timeouts"], p50_ms=lag.get("p50"), p99_ms=lag.get("p99"),
+                    p999_ms=lag.get("p999"), ack_ms=r.get("ack_ms"), command=shlex.join(["ghz-bench/.bin/lagprobe"] + cmd[1:]))
+
+    def etcd_scenarios(self):
+        proto = os.path.join(BENCH, "proto/etcd_kv.proto")
+        target = f"127.0.0.1:{self.e['ETCD_PORT']}"
+        self.point("etcd JSON range", "etcd", lambda d: run_wrk(self.etcd, "etcd_range.lua", d, self.wrk_env()))
+        self.point("etcd JSON put", "etcd", lambda d: run_wrk(self.etcd, "etcd_put.lua", d, self.wrk_env()))
+        self.point("etcd gRPC Range", "etcd", lambda d: run_ghz(target, "etcdserverpb.KV/Range", d, proto=proto,
+                                                              data_file=self.etcd_get_file))
+        self.point("etcd gRPC Put", "etcd", lambda d: run_ghz(target, "etcdserverpb.KV/Put", d, proto=proto,
+                                                            data_file=self.etcd_put_file),
+                   note="cycles over 1000 keys (ghz data array): each put is a new revision of an existing key")
+        self.point("etcdctl check perf", "etcd", self.check_perf, runs=1, warm=False,
+                   note="etcd's own 60 s write check, load s (150 writes/s offered)" +
+                   ("; quick mode ran it while the kvmesh stack was starting, so it is not comparable" if self.mode == "quick" else ""))
+
+    def check_perf(self, _seconds):
+        f = os.path.join(self.run_dir, "etcd-check-perf.txt")
+        cmd = ["etcdctl", "--endpoints", f"127.0.0.1:{self.e['ETCD_PORT']}", "check", "perf", "--load", "s"]
+        measured = not os.path.exists(f)
+        if not measured:
+            with open(f) as fh:
+                out = fh.read()
+        else:
+            out = sh(cmd, timeout=150, env={"ETCDCTL_API": "3"}, check=False)
+        tput = re.search(r"Throughput is (\d+) writes/s", out)
+        slow = re.search(r"Slowest request took ([\d.]+)s", out)
+        if not tput:
+            raise RuntimeError(f"etcdctl check perf printed no throughput: {out[-300:]}")
+        return dict(requests=int(tput.group(1)) * 60, seconds=60, throughput=float(tput.group(1)), errors=0,
+                    p50_ms=None, p99_ms=None, p999_ms=None, slowest_ms=float(slow.group(1)) * 1000 if slow else None,
+                    cpu_measured=measured, verdict="PASS" if re.search(r"^PASS\s*$", out, re.M) else "FAIL",
+                    output=out.strip()[-300:], command="ETCDCTL_API=3 " + shlex.join(cmd))
+
+    # -- open loop: latency at fixed offered loads, fractions of the closed-loop maximum measured in this run
+
+    def open_loop(self):
+        targets = {
+            "REST GET": lambda rate, secs: self.vegeta_targets(
+                [{"method": "GET", "url": f"{self.http}/kv?key=bget-{random.randrange(NKEYS)}"} for _ in range(5000)]),
+            "REST PUT": lambda rate, secs: self.vegeta_targets(
+                [{"method": "PUT", "url": f"{self.http}/kv", "header": {"Content-Type": ["application/json"]},
+                  "body": b64(json.dumps({"data": {"key": f"oput-{self.tag}-{random.randrange(10**9)}-{i}", "value": VALUE}}))}
+                 for i in range(int(rate * secs * 1.05) + 10)]),
+            "etcd JSON range": lambda rate, secs: self.vegeta_targets(
+                [{"method": "POST", "url": f"{self.etcd}/v3/kv/range",
+                  "body": b64(json.dumps({"key": b64(f"eget-{random.randrange(NKEYS)}")}))} for _ in range(5000)]),
+            "etcd JSON put": lambda rate, secs: self.vegeta_targets(
+                [{"method": "POST", "url": f"{self.etcd}/v3/kv/put",
+                  "body": b64(json.dumps({"key": b64(f"oput-{self.tag}-{random.randrange(10**9)}-{i}"), "value": b64(VALUE)}))}
+                 for i in range(int(rate * secs * 1.05) + 10)]),
+        }
+        for base, make in targets.items():
+            closed = self.results.get(base)
+            if not closed or not closed.get("median"):
+                continue
+            top = closed["median"]["throughput"]
+            for frac in OPEN_LOOP_FRACTIONS:
+                rate = max(10, int(top * frac))
+                secs = self.m["ol_dur"]
+                name = f"open loop {base} @{int(frac * 100)}%"
+
+                def fn(_d, rate=rate, secs=secs, make=make):
+                    path = make(rate, secs)
+                    try:
+                        return run_vegeta(path, rate, secs)
+                    finally:
+                        os.unlink(path)
+                self.point(name, "open loop", fn, warm=False, base=base, fraction=frac, offered=rate,
+                           note=TARGET_NOTES[base])
+            if "PUT" in base or "put" in base:
+                self.drain(f"open loop {base} @90%")
+
+    def vegeta_targets(self, items):
+        fd, path = tempfile.mkstemp(prefix="ghzbench-targets-", suffix=".jsonl")
+        with os.fdopen(fd, "w") as f:
+            for it in items:
+                f.write(json.dumps(it) + "\n")
+        return path
+
+
+TARGET_NOTES = {
+    "REST GET": "TARGETS.jsonl: 5,000 GET /kv?key=bget-<random of 1,000 preloaded> (vegeta cycles over them)",
+    "REST PUT": "TARGETS.jsonl: one PUT /kv with a new key and a 256-byte value per request",
+    "etcd JSON range": "TARGETS.jsonl: 5,000 POST /v3/kv/range of a random preloaded key (base64)",
+    "etcd JSON put": "TARGETS.jsonl: one POST /v3/kv/put with a new key and a 256-byte value per request",
+}
+
+
+def b64(s):
+    return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
+
+
+def fmt_ms(v):
+    return "-" if v is None else f"{v:.2f} ms"
+
+
+def summarise(entry):
+    runs = entry["runs"]
+    if not runs:
+        entry["median"] = None
+        return
+    med, rng = {}, {}
+    for key in ("throughput", "p50_ms", "p99_ms", "p999_ms", "errors", "machine_busy_cores", "others_cores"):
+        vals = [r[key] for r in runs if r.get(key) is not None]
+        if vals:
+            med[key] = statistics.median(vals)
+            rng[key] = [min(vals), max(vals)]
+    cpu = {}
+    for g in runs[-1]["cpu"]:
+        cores = [r["cpu"][g]["cores"] for r in runs if g in r["cpu"]]
+        us = [r["cpu"][g]["us_per_req"] for r in runs if g in r["cpu"] and r["cpu"][g]["us_per_req"] is not None]
+        cpu[g] = {"cores": round(statistics.median(cores), 3), "us_per_req": round(statistics.median(us), 2) if us else None}
+    med["cpu"] = cpu
+    servers = {g: v for g, v in cpu.items() if g != "load generator"}
+    if servers:
+        top = max(servers, key=lambda g: servers[g]["cores"])
+        med["busiest_process"] = top
+        med["busiest_cores"] = servers[top]["cores"]
+    entry["median"] = med
+    entry["range"] = rng
+
+
+RATIOS = [
+    # (name, numerator scenario, denominator scenario, goal or None)
+    ("REST GET / etcd JSON range", "REST GET", "etcd JSON range", 1.6),
+    ("REST PUT / etcd JSON put", "REST PUT", "etcd JSON put", 1.0),
+    ("gRPC Get direct / Redis GET", "gRPC Get direct", "redis GET", 0.35),
+    ("gRPC Get via Envoy / etcd gRPC Range", "gRPC Get via Envoy", "etcd gRPC Range", None),
+    ("gRPC Put via Envoy / etcd gRPC Put", "gRPC Put via Envoy", "etcd gRPC Put", None),
+    ("REST GET / nginx return 200", "REST GET", "nginx return 200", None),
+    ("REST GET / Envoy direct_response", "REST GET", "envoy direct_response", None),
+    ("gRPC Put direct / RabbitMQ quorum confirms", "gRPC Put direct", "rabbitmq quorum confirms", None),
+    ("REST PUT / RabbitMQ quorum confirms", "REST PUT", "rabbitmq quorum confirms", None),
+]
+
+
+def ratios(results):
+    out = []
+    for name, a, b, goal in RATIOS:
+        ra, rb = results.get(a), results.get(b)
+        if ra and rb and ra.get("median") and rb.get("median") and rb["median"]["throughput"]:
+            v = ra["median"]["throughput"] / rb["median"]["throughput"]
+            out.append(dict(name=name, value=round(v, 3), goal=goal, met=None if goal is None else v >= goal))
+    return out
+
+
+def machine_and_versions(env):
+    def first_line(cmd):
+        try:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+            lines = [l for l in p.stdout.splitlines() if l.strip()]
+            return lines[0].strip() if lines else ""
+        except Exception as ex:
+            return f"unknown ({ex})"
+    mem = ""
+    with open("/proc/meminfo") as f:
+        mem = f.readline().split(":")[1].strip()
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    root = env["ROOT"]
+    envoy = os.environ.get("KVMESH_ENVOY_VENV", os.path.join(root, ".run/venv")) + "/bin/envoy"
+    perf_jar = [j for j in os.listdir(env["PERFTEST_LIB"]) if j.startswith("perf-test-")]
+    return dict(
+        machine=dict(nproc=os.cpu_count(), cpu=model, memory=mem, kernel=platform.release(), loadavg_at_start=load),
+        versions={
+            "wrk": first_line(["wrk", "-v"]),
+            "ghz": "v0.93.0 (go install github.com/bojand/ghz/cmd/ghz@latest, as served here)",
+            "vegeta": "v12 (go install github.com/tsenart/vegeta/v12@latest)",
+            "redis": first_line(["redis-server", "--version"]),
+            "postgres": first_line(["pg_config", "--version"]) or first_line(["psql", "--version"]),
+            "pgbench": first_line(["pgbench", "--version"]),
+            "rabbitmq": first_line(["dpkg-query", "-W", "-f=${Version}", "rabbitmq-server"]),
+            "perftest": perf_jar[0] if perf_jar else "",
+            "etcd": first_line(["etcd", "--version"]),
+            "nginx": first_line(["nginx", "-v"]),
+            "envoy": first_line([envoy, "--version"]),
+            "java": first_line([f"{env['JAVA_HOME']}/bin/java", "-version"]),
+            "kvmesh commit": first_line(["git", "-C", root, "rev-parse", "--short", "HEAD"]),
+        })
+
+
+def etcd_reflection(env):
+    """Whether etcd answers gRPC server reflection (why ghz needs ghz-bench/proto/etcd_kv.proto)."""
+    p = subprocess.run(["ghz", "--insecure", "--call", "etcdserverpb.KV/Range", "-n", "1", "-d", "{}",
+                        f"127.0.0.1:{env['ETCD_PORT']}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=30)
+    msg = p.stdout.strip().splitlines()[-1:] or [""]
+    return {"ghz_without_proto_exit": p.returncode, "message": msg[0][:200]}
+
+
+def print_table(results):
+    rows = [("scenario", "group", "median/s", "min–max", "p50 ms", "p99 ms", "p99.9 ms", "busiest process (cores)", "others' CPU")]
+    for e in results.values():
+        m = e.get("median")
+        if not m:
+            rows.append((e["name"], e["group"], "NO RESULT", e.get("failure", "")[:50], "", "", "", "", ""))
+            continue
+        r = e["range"].get("throughput", [0, 0])
+        f = lambda v: "-" if v is None else f"{v:.2f}"
+        rows.append((e["name"], e["group"], f"{m['throughput']:,.0f}", f"{r[0]:,.0f}–{r[1]:,.0f}",
+                     f(m.get("p50_ms")), f(m.get("p99_ms")), f(m.get("p999_ms")),
+                     f"{m.get('busiest_process', '-')} ({m.get('busiest_cores', 0):.2f})", f(m.get("others_cores"))))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for i, r in enumerate(rows):
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--env", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--only", default="")
+    a = ap.parse_args()
+    env = {}
+    with open(a.env) as f:
+        for line in f:
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                env[k] = v
+    only = {s.strip() for s in a.only.split(",") if s.strip()}
+    t0 = time.time()
+    b = Bench(env, only)
+    doc = dict(mode=b.mode, started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), settings=b.m,
+               concurrency=CONC, value_bytes=256, preloaded_keys=NKEYS, **machine_and_versions(env))
+    doc["etcd_reflection"] = etcd_reflection(env)
+    doc["etcd_grpc_put_keys"] = "egput-0..999 (not the keys read)"
+    b.preload()
+    b.point("idle (no load)", "baseline", b.idle, warm=False)
+    b.ceilings()
+    b.kvmesh()
+    b.etcd_scenarios()
+    b.open_loop()
+    doc["scenarios"] = list(b.results.values())
+    doc["ratios"] = ratios(b.results)
+    doc["seconds"] = round(time.time() - t0, 1)
+    missing = [e["name"] for e in doc["scenarios"]
+               if not e.get("median") or (not e["median"].get("throughput") and e["group"] != "baseline")
+               or (e["group"] == "baseline" and not e["median"].get("cpu"))]
+    doc["missing"] = missing
+    with open(a.out, "w") as f:
+        json.dump(doc, f, indent=1)
+    print()
+    print_table(b.results)
+    print()
+    for r in doc["ratios"]:
+        goal = "" if r["goal"] is None else f"  (goal ≥ {r['goal']}: {'met' if r['met'] else 'NOT met'})"
+        print(f"  {r['name']}: {r['value']:.2f}{goal}")
+    print()
+    if missing:
+        print(f"[bench] scenarios with no number: {', '.join(missing)}")
+        sys.exit(1)
+    print(f"[bench] every scenario produced numbers ({len(doc['scenarios'])} points, {doc['seconds']}s)")
+
+
+if __name__ == "__main__":
+    main()

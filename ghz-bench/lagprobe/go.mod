@@ -1,0 +1,3 @@
+module kvmesh/ghz-bench/lagprobe
+
+go 1.21

@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# ghz-bench: measures kvmesh side by side with its ceilings (nginx, Envoy, Redis, RabbitMQ, PostgreSQL alone)
+# and with a single-node etcd, all on this machine, in one run.
+#
+#   ghz-bench/run.sh quick     smoke test, at most 5 minutes: 1 short run per point; exits non-zero if any
+#                              scenario produced no number (it never judges speed)
+#   ghz-bench/run.sh full      warm-up + 3 runs per point, at most 30 minutes
+#   ghz-bench/run.sh report    regenerate docs/benchmarks.md and docs/img/*.png from results/latest-*.json
+#
+# It installs missing tools by package name (ghz and vegeta with `go install`, wrk / etcd / pgbench /
+# redis-benchmark from Debian, RabbitMQ PerfTest from Maven Central), starts the kvmesh stack natively in its own
+# temporary run folder on free loopback ports (never the defaults), plus a ceiling nginx, a ceiling Envoy and etcd,
+# runs every scenario bounded in time, writes results/<timestamp>-<mode>.json and results/latest-<mode>.json,
+# regenerates the report, and stops everything it started (trap), pass or fail.
+#
+# Environment: GHZ_BENCH_KEEP=1 keeps the run folder (logs); GHZ_BENCH_ONLY=name,name runs only those scenarios
+# (for development: the result is then not written as latest-*.json).
+set -euo pipefail
+BENCH="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd -P)"
+ROOT="$(cd "$BENCH/.." && pwd -P)"
+export PATH="$HOME/go/bin:/usr/local/go/bin:${PATH}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MODE="${1:-quick}"
+case "$MODE" in quick|full|report) ;; *) echo "usage: ghz-bench/run.sh quick|full|report" >&2; exit 2 ;; esac
+
+T0=$(date +%s)
+step() { echo "[ghz-bench +$(( $(date +%s) - T0 ))s] $*"; }
+die() { echo "[ghz-bench] ERROR: $*" >&2; exit 1; }
+
+VENV="${KVMESH_ENVOY_VENV:-$ROOT/.run/venv}"   # holds envoy (start.sh) and matplotlib (report)
+export KVMESH_ENVOY_VENV="$VENV"
+
+report() {
+  local py=python3
+  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null && py="$VENV/bin/python"
+  "$py" "$BENCH/report.py" --results "$BENCH/results" --out "$ROOT/docs/benchmarks.md" --img "$ROOT/docs/img"
+}
+if [ "$MODE" = report ]; then report; exit 0; fi
+
+# ---------------------------------------------------------------- tools
+
+apt_install() {
+  step "installing $* (apt)"
+  apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null || true
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@" >/dev/null ||
+    die "apt-get install $* failed"
+}
+
+ensure_tools() {
+  local pkgs=()
+  command -v wrk >/dev/null || pkgs+=(wrk)
+  command -v etcd >/dev/null || pkgs+=(etcd-server)
+  command -v etcdctl >/dev/null || pkgs+=(etcd-client)
+  command -v redis-benchmark >/dev/null || pkgs+=(redis-tools)
+  command -v pgbench >/dev/null || pkgs+=(postgresql-contrib)
+  command -v nginx >/dev/null || pkgs+=(nginx)
+  command -v go >/dev/null || pkgs+=(golang-go)
+  [ ${#pkgs[@]} -eq 0 ] || apt_install "${pkgs[@]}"
+  if ! command -v ghz >/dev/null; then
+    step "installing ghz (go install github.com/bojand/ghz/cmd/ghz@latest)"
+    go install github.com/bojand/ghz/cmd/ghz@latest || die "go install ghz failed"
+  fi
+  if ! command -v vegeta >/dev/null; then
+    # the module path without /v12 is refused by the Go proxy here; the /v12 path is served
+    step "installing vegeta (go install github.com/tsenart/vegeta/v12@latest)"
+    go install github.com/tsenart/vegeta/v12@latest || die "go install vegeta failed"
+  fi
+  if ! ls "$BENCH/perftest/target/lib/perf-test-"*.jar >/dev/null 2>&1; then
+    step "fetching RabbitMQ PerfTest from Maven Central (mvn dependency:copy-dependencies)"
+    (cd "$BENCH/perftest" && mvn -B -q -ntp dependency:copy-dependencies -DoutputDirectory=target/lib) ||
+      die "could not fetch com.rabbitmq:perf-test"
+  fi
+  LAGPROBE="$BENCH/.bin/lagprobe"
+  if [ ! -x "$LAGPROBE" ] || [ "$BENCH/lagprobe/main.go" -nt "$LAGPROBE" ]; then
+    step "building lagprobe (Go, standard library only)"
+    mkdir -p "$BENCH/.bin"
+    (cd "$BENCH/lagprobe" && GOFLAGS=-mod=mod go build -o "$LAGPROBE" .) || die "go build lagprobe failed"
+  fi
+}
+
+# ---------------------------------------------------------------- ports, run folder, cleanup
+
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+socks, ports = [], []
+while len(ports) < int(sys.argv[1]):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+    p = s.getsockname()[1]
+    if not 35672 <= p <= 35682 and p not in (8088, 8080, 9901, 9091, 9092): ports.append(p)
+print(*ports)
+PY
+}
+
+RUN_DIR=""
+STARTED_STACK=0
+CEIL_NGINX_PID="" CEIL_ENVOY_PID="" ETCD_PID=""
+stop_pid() {  # stop_pid PID SIGNAL: a process this script started, by its id
+  local p="$1" sig="${2:-TERM}" i
+  [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
+  kill "-$sig" "$p" 2>/dev/null || true
+  for i in $(seq 50); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$p" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  step "stopping everything this run started"
+  stop_pid "$ETCD_PID" TERM
+  stop_pid "$CEIL_NGINX_PID" QUIT
+  stop_pid "$CEIL_ENVOY_PID" TERM
+  if [ "$STARTED_STACK" = 1 ]; then
+    KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" "$ROOT/start.sh" stop >"$RUN_DIR/stop.log" 2>&1 || echo "[ghz-bench] start.sh stop reported a problem (see $RUN_DIR/stop.log)" >&2
+  fi
+  if [ -n "$RUN_DIR" ]; then
+    if [ "${GHZ_BENCH_KEEP:-0}" = 1 ] || [ $rc != 0 ]; then step "run folder kept: $RUN_DIR"; else rm -rf "$RUN_DIR"; fi
+  fi
+  step "done in $(( $(date +%s) - T0 ))s (exit $rc)"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ensure_tools
+RUN_DIR="$(mktemp -d /tmp/kvbench.XXXXXX)"
+chmod 755 "$RUN_DIR"
+read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 CN_PORT CE_PORT CE_ADMIN ETCD_PORT ETCD_PEER < <(free_ports 10)
+
+# ---------------------------------------------------------------- etcd (own data dir, own ports)
+
+start_etcd() {
+  mkdir -p "$RUN_DIR/etcd"
+  etcd --name bench --data-dir "$RUN_DIR/etcd/data" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
+    --initial-cluster "bench=http://127.0.0.1:$ETCD_PEER" --log-level warn \
+    >"$RUN_DIR/etcd/etcd.log" 2>&1 </dev/null &
+  ETCD_PID=$!
+  local i
+  for i in $(seq 100); do
+    curl -fsS --max-time 1 "http://127.0.0.1:$ETCD_PORT/health" 2>/dev/null | grep -q true && return 0
+    sleep 0.2
+  done
+  tail -20 "$RUN_DIR/etcd/etcd.log" >&2; die "etcd did not start"
+}
+
+# ---------------------------------------------------------------- ceilings: nginx `return 200`, Envoy direct_response
+
+start_ceiling_nginx() {
+  local d="$RUN_DIR/ceil-nginx"
+  mkdir -p "$d/logs" "$d/tmp"
+  cat >"$d/nginx.conf" <<EOF
+# ceiling: nginx alone, same worker settings as kvmesh's edge nginx
+worker_processes auto;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $d/tmp/cb; proxy_temp_path $d/tmp/p; fastcgi_temp_path $d/tmp/f;
+  uwsgi_temp_path $d/tmp/u; scgi_temp_path $d/tmp/s;
+  keepalive_requests 100000;
+  server {
+    listen 127.0.0.1:$CN_PORT reuseport backlog=4096;
+    location / { default_type application/json; return 200 '{"status":"ok"}'; }
+  }
+}
+EOF
+  nginx -p "$d" -c "$d/nginx.conf" -g 'daemon off;' </dev/null >"$d/logs/stdout.log" 2>&1 &
+  CEIL_NGINX_PID=$!
+}
+
+start_ceiling_envoy() {
+  local d="$RUN_DIR/ceil-envoy"
+  mkdir -p "$d"
+  cat >"$d/envoy.yaml" <<EOF
+# ceiling: Envoy alone answering every request itself (direct_response), same concurrency as kvmesh's edge
+admin:
+  address: { socket_address: { address: 127.0.0.1, port_value: $CE_ADMIN } }
+static_resources:
+  listeners:
+  - name: ceiling
+    address: { socket_address: { address: 127.0.0.1, port_value: $CE_PORT } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ceiling
+          codec_type: AUTO
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                direct_response: { status: 200, body: { inline_string: '{"status":"ok"}' } }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+EOF
+  "$VENV/bin/envoy" -c "$d/envoy.yaml" --concurrency 2 --base-id-path "$d/base-id" --use-dynamic-base-id \
+    --log-level warn </dev/null >"$d/envoy.log" 2>&1 &
+  CEIL_ENVOY_PID=$!
+}
+
+wait_http() {  # wait_http NAME URL
+  local i
+  for i in $(seq 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$2")" = 200 ] && return 0
+    sleep 0.2
+  done
+  die "$1 did not answer on $2"
+}
+
+# ---------------------------------------------------------------- stack
+
+mkdir -p "$BENCH/results"
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+OUT="$BENCH/results/$STAMP-$MODE.json"
+
+step "mode $MODE; run folder $RUN_DIR"
+step "starting etcd (127.0.0.1:$ETCD_PORT)"
+start_etcd
+PERF_BG_PID=""
+if [ "$MODE" = quick ]; then
+  # `etcdctl check perf` always runs 60 s. In quick mode it runs while the kvmesh stack starts, so its figure
+  # is not comparable (quick mode only checks that every scenario produces numbers); full mode runs it alone.
+  step "quick mode: etcdctl check perf in the background while the stack starts"
+  (ETCDCTL_API=3 timeout 120 etcdctl --endpoints "127.0.0.1:$ETCD_PORT" check perf --load s \
+     >"$RUN_DIR/etcd-check-perf.txt" 2>&1 || true) &
+  PERF_BG_PID=$!
+fi
+
+step "starting the kvmesh stack (nginx :$HTTP_PORT, envoy :$ENVOY_PORT, replicas :$R1 :$R2)"
+export KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
+  KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS=2 KVMESH_REPLICA_PORTS="$R1,$R2"
+unset KVMESH_PG_PORT KVMESH_REDIS_PORT KVMESH_AMQP_PORT KVMESH_REPLICA_BASE_PORT
+STARTED_STACK=1
+"$ROOT/start.sh" 2>&1 | sed -u 's/^/  /'
+[ "${PIPESTATUS[0]}" = 0 ] || die "the kvmesh stack did not start"
+
+step "starting the ceiling nginx (:$CN_PORT) and ceiling Envoy (:$CE_PORT)"
+start_ceiling_nginx
+start_ceiling_envoy
+wait_http "ceiling nginx" "http://127.0.0.1:$CN_PORT/"
+wait_http "ceiling envoy" "http://127.0.0.1:$CE_PORT/"
+[ -z "$PERF_BG_PID" ] || { step "waiting for etcdctl check perf"; wait "$PERF_BG_PID" || true; }
+
+# shellcheck disable=SC1091
+. "$RUN_DIR/servers.state"
+cat >"$RUN_DIR/bench.env" <<EOF
+MODE=$MODE
+ROOT=$ROOT
+RUN_DIR=$RUN_DIR
+HTTP_PORT=$HTTP_PORT
+ENVOY_PORT=$ENVOY_PORT
+REPLICA1_PORT=$R1
+REPLICA2_PORT=$R2
+CEIL_NGINX_PORT=$CN_PORT
+CEIL_NGINX_PID=$CEIL_NGINX_PID
+CEIL_ENVOY_PORT=$CE_PORT
+CEIL_ENVOY_PID=$CEIL_ENVOY_PID
+ETCD_PORT=$ETCD_PORT
+ETCD_PID=$ETCD_PID
+PG_PORT=$PG_PORT
+PG_SOCK=$PG_SOCK
+REDIS_PORT=$REDIS_PORT
+AMQP_PORT=$AMQP_PORT
+LAGPROBE=$LAGPROBE
+PERFTEST_LIB=$BENCH/perftest/target/lib
+JAVA_HOME=$("$ROOT/scripts/find-java.sh")
+EOF
+
+step "running the scenarios"
+python3 "$BENCH/bench.py" --env "$RUN_DIR/bench.env" --out "$OUT" ${GHZ_BENCH_ONLY:+--only "$GHZ_BENCH_ONLY"}
+if [ -z "${GHZ_BENCH_ONLY:-}" ]; then
+  cp -f "$OUT" "$BENCH/results/latest-$MODE.json"
+  step "results: $OUT (and results/latest-$MODE.json)"
+  report || echo "[ghz-bench] the report generator failed" >&2
+else
+  step "results (partial run, not latest): $OUT"
+fi
+BUDGET=$([ "$MODE" = quick ] && echo 300 || echo 1800)
+SPENT=$(( $(date +%s) - T0 ))
+[ "$SPENT" -le "$BUDGET" ] || echo "[ghz-bench] WARNING: $MODE mode took ${SPENT}s, over its ${BUDGET}s budget (first-time installs and jar builds count too)" >&2
