@@ -79,16 +79,8 @@ ensure_tools() {
 
 # ---------------------------------------------------------------- ports, run folder, cleanup
 
-free_ports() {
-  python3 - "$1" <<'PY'
-import socket, sys
-socks, ports = [], []
-while len(ports) < int(sys.argv[1]):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-    p = s.getsockname()[1]
-    if not 35672 <= p <= 35682 and p not in (8088, 8080, 9901, 9091, 9092): ports.append(p)
-print(*ports)
-PY
+free_ports() {  # below the ephemeral range, checked free (scripts/free-ports)
+  "$ROOT/scripts/free-ports" "$1"
 }
 
 RUN_DIR=""
@@ -123,7 +115,9 @@ trap 'exit 130' INT TERM
 ensure_tools
 RUN_DIR="$(mktemp -d /tmp/kvbench.XXXXXX)"
 chmod 755 "$RUN_DIR"
-read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 CN_PORT CE_PORT CE_ADMIN ETCD_PORT ETCD_PEER < <(free_ports 10)
+# every port of the run in one pick, so no part can take a port meant for another
+read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 CN_PORT CE_PORT CE_ADMIN ETCD_PORT ETCD_PEER \
+  PG_PORT REDIS_PORT AMQP_PORT DIST_PORT < <(free_ports 14)
 
 # ---------------------------------------------------------------- etcd (own data dir, own ports)
 
@@ -234,7 +228,9 @@ fi
 step "starting the kvmesh stack (nginx :$HTTP_PORT, envoy :$ENVOY_PORT, replicas :$R1 :$R2)"
 export KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
   KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS=2 KVMESH_REPLICA_PORTS="$R1,$R2"
-unset KVMESH_PG_PORT KVMESH_REDIS_PORT KVMESH_AMQP_PORT KVMESH_REPLICA_BASE_PORT
+export KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" KVMESH_AMQP_PORT="$AMQP_PORT" \
+  KVMESH_RABBIT_DIST_PORT="$DIST_PORT"
+unset KVMESH_REPLICA_BASE_PORT
 STARTED_STACK=1
 "$ROOT/start.sh" 2>&1 | sed -u 's/^/  /'
 [ "${PIPESTATUS[0]}" = 0 ] || die "the kvmesh stack did not start"
