@@ -41,11 +41,11 @@ public final class BatchApplier {
         }
         return store.inTransaction(dao -> {
             Map<String, Entry> state = new HashMap<>();
-            for (Entry e : dao.lockAll(keys)) {
+            for (Entry e : dao.lockAll(keys.toArray(String[]::new))) {
                 state.put(e.key(), e);
             }
             Map<String, OplogRow> known = new HashMap<>();
-            for (OplogRow row : dao.knownOperations(ids)) {
+            for (OplogRow row : dao.knownOperations(ids.toArray(String[]::new))) {
                 known.put(row.id(), row);
             }
             Set<String> seen = new HashSet<>();

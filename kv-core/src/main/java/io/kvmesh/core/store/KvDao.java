@@ -3,7 +3,6 @@ package io.kvmesh.core.store;
 import io.kvmesh.core.model.Entry;
 import org.jdbi.v3.sqlobject.config.RegisterConstructorMapper;
 import org.jdbi.v3.sqlobject.customizer.Bind;
-import org.jdbi.v3.sqlobject.customizer.BindList;
 import org.jdbi.v3.sqlobject.customizer.BindMethods;
 import org.jdbi.v3.sqlobject.statement.SqlBatch;
 import org.jdbi.v3.sqlobject.statement.SqlQuery;
@@ -38,15 +37,18 @@ public interface KvDao {
     List<Entry> listPrefix(@Bind("prefix") String prefix, @Bind("upper") String upper,
                            @Bind("after") String after, @Bind("limit") int limit);
 
-    /** Rows of the given keys, locked for the rest of the transaction, in key order (no deadlocks). */
-    @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key IN (<keys>) ORDER BY key FOR UPDATE")
-    List<Entry> lockAll(@BindList("keys") Collection<String> keys);
+    /**
+     * Rows of the given keys, locked for the rest of the transaction, in key order (no deadlocks). An array
+     * parameter keeps the SQL text the same for every batch size, so the server-side prepared statement is reused.
+     */
+    @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key = ANY(:keys) ORDER BY key FOR UPDATE")
+    List<Entry> lockAll(@Bind("keys") String[] keys);
 
     /** The log rows of those of these operation ids that were applied (or rejected) already. */
     @SqlQuery("SELECT id, key, kind, version, outcome, reason, request_id AS requestId,"
-            + " accept_time AS acceptTime, apply_time AS applyTime FROM kv_oplog WHERE id IN (<ids>)")
+            + " accept_time AS acceptTime, apply_time AS applyTime FROM kv_oplog WHERE id = ANY(:ids)")
     @RegisterConstructorMapper(OplogRow.class)
-    List<OplogRow> knownOperations(@BindList("ids") Collection<String> ids);
+    List<OplogRow> knownOperations(@Bind("ids") String[] ids);
 
     /**
      * Live entries whose TTL has passed, oldest first, locked; rows another applier holds are skipped, so several
