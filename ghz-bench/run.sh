@@ -31,6 +31,10 @@ export KVMESH_ENVOY_VENV="$VENV"
 
 report() {
   local py=python3
+  if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    step "installing matplotlib (for the plots) into $VENV"
+    "$VENV/bin/pip" install -q matplotlib >/dev/null 2>&1 || echo "[ghz-bench] matplotlib did not install; the report has no plots" >&2
+  fi
   [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null && py="$VENV/bin/python"
   "$py" "$BENCH/report.py" --results "$BENCH/results" --out "$ROOT/docs/benchmarks.md" --img "$ROOT/docs/img"
 }
