@@ -4,7 +4,6 @@ import io.kvmesh.core.error.KvError;
 import io.kvmesh.core.error.KvException;
 import io.kvmesh.core.model.Entry;
 import org.jdbi.v3.core.Jdbi;
-import org.jdbi.v3.core.transaction.TransactionIsolationLevel;
 
 import java.sql.SQLException;
 import java.sql.SQLTransientException;
@@ -44,10 +43,12 @@ public final class KvStore {
         return call(() -> jdbi.withExtension(KvDao.class, dao -> dao.findOperation(id)));
     }
 
-    /** Runs {@code work} in one READ COMMITTED transaction; any failure rolls it back and is rethrown. */
+    /**
+     * Runs {@code work} in one transaction at PostgreSQL's default level, READ COMMITTED (naming the level would
+     * cost two more statements per transaction: set it, then restore it); any failure rolls it back and is rethrown.
+     */
     public <T> T inTransaction(Function<KvDao, T> work) {
-        return jdbi.inTransaction(TransactionIsolationLevel.READ_COMMITTED,
-                handle -> work.apply(handle.attach(KvDao.class)));
+        return jdbi.inTransaction(handle -> work.apply(handle.attach(KvDao.class)));
     }
 
     private static <T> T call(java.util.function.Supplier<T> query) {
