@@ -2,9 +2,9 @@ package io.kvmesh.cli;
 
 import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.api.v1.PutResponse;
-import io.kvmesh.api.v1.WriteMode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
@@ -12,7 +12,6 @@ import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Spec;
 
 import java.io.IOException;
-import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -30,50 +29,31 @@ final class PutCommand implements Callable<Integer> {
     String key;
     @Parameters(index = "1", paramLabel = "VALUE", description = "the value; '-' reads it from stdin")
     String value;
-    @Option(names = "--sync", description = "answer once applied (read-your-writes), with the new version")
-    boolean sync;
+    @Mixin
+    WriteOptions write;
     @Option(names = "--ttl", paramLabel = "DURATION", converter = Durations.class,
             description = "expire the entry this long after it applies (30s, 5m, 1h)")
     Duration ttl;
-    @Option(names = "--expect-version", paramLabel = "N",
-            description = "write only if the key's version is N (0 = only if the key does not exist)")
-    Long expectVersion;
-    @Option(names = "--request-id", paramLabel = "ID", description = "idempotency key: retries with the same id apply once")
-    String requestId;
 
     @Override
     public Integer call() {
-        if (expectVersion != null && expectVersion < 0) {
-            throw new ParameterException(spec.commandLine(), "--expect-version must be >= 0");
-        }
+        write.check(spec);
         if (ttl != null && (ttl.isNegative() || ttl.isZero())) {
             throw new ParameterException(spec.commandLine(), "--ttl must be positive");
         }
         PutRequest.Builder req = PutRequest.newBuilder().setKey(key).setValue(readValue())
-                .setMode(sync ? WriteMode.SYNC : WriteMode.ASYNC);
+                .setMode(write.mode());
         if (ttl != null) {
             req.setTtl(com.google.protobuf.Duration.newBuilder().setSeconds(ttl.getSeconds()).setNanos(ttl.getNano()));
         }
-        if (expectVersion != null) {
-            req.setExpectedVersion(expectVersion);
+        if (write.expectVersion != null) {
+            req.setExpectedVersion(write.expectVersion);
         }
-        if (requestId != null) {
-            req.setRequestId(requestId);
+        if (write.requestId != null) {
+            req.setRequestId(write.requestId);
         }
         PutResponse resp = root.blocking().put(req.build());
-        PrintWriter out = spec.commandLine().getOut();
-        if (root.json()) {
-            out.println(Output.json(resp));
-            out.flush();
-        } else {
-            Output.Table.fields()
-                    .row("key", Output.cell(key, 0))
-                    .row("status", resp.getStatus())
-                    .row("operation", resp.getOperationId())
-                    .row("version", resp.getVersion() == 0 ? "- (queued; see: kvctl op " + resp.getOperationId() + ")"
-                            : Long.toString(resp.getVersion()))
-                    .print(out);
-        }
+        WriteOptions.print(root, spec, resp, key, resp.getStatus(), resp.getOperationId(), resp.getVersion());
         return ExitCodes.OK;
     }
 

@@ -1,0 +1,47 @@
+package io.kvmesh.cli;
+
+import com.google.protobuf.MessageOrBuilder;
+import io.kvmesh.api.v1.WriteMode;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+
+import java.io.PrintWriter;
+
+/** The options every write takes (put and del share them as a picocli mixin), and how a write's answer is printed. */
+final class WriteOptions {
+    @Option(names = "--sync", description = "answer once applied (read-your-writes), with the new version")
+    boolean sync;
+    @Option(names = "--expect-version", paramLabel = "N",
+            description = "write only if the key's version is N (0 = only if the key does not exist)")
+    Long expectVersion;
+    @Option(names = "--request-id", paramLabel = "ID", description = "idempotency key: retries with the same id apply once")
+    String requestId;
+
+    WriteMode mode() {
+        return sync ? WriteMode.SYNC : WriteMode.ASYNC;
+    }
+
+    void check(CommandSpec spec) {
+        if (expectVersion != null && expectVersion < 0) {
+            throw new ParameterException(spec.commandLine(), "--expect-version must be >= 0");
+        }
+    }
+
+    /** Prints a write's answer: one JSON line, or a table whose version row says how to follow a queued write. */
+    static void print(Kvctl root, CommandSpec spec, MessageOrBuilder response, String key, String status,
+                      String operationId, long version) {
+        PrintWriter out = spec.commandLine().getOut();
+        if (root.json()) {
+            out.println(Output.json(response));
+            out.flush();
+            return;
+        }
+        Output.Table.fields()
+                .row("key", Output.cell(key, 0))
+                .row("status", status)
+                .row("operation", operationId)
+                .row("version", version == 0 ? "- (queued; see: kvctl op " + operationId + ")" : Long.toString(version))
+                .print(out);
+    }
+}
