@@ -11,7 +11,7 @@ import io.kvmesh.consumer.apply.CacheUpdater;
 import io.kvmesh.consumer.apply.Delivery;
 import io.kvmesh.consumer.apply.EventPublisher;
 import io.kvmesh.consumer.apply.ExpirySweeper;
-import io.kvmesh.consumer.apply.PartitionWorker;
+import io.kvmesh.consumer.apply.ApplyWorker;
 import io.kvmesh.consumer.config.ConsumerConfig;
 import io.kvmesh.core.cache.KvCache;
 import io.kvmesh.core.queue.AmqpConnections;
@@ -44,7 +44,8 @@ public final class KvConsumer implements AutoCloseable {
     private final CacheUpdater cacheUpdater;
     private final AmqpConnections connections;
     private final QueueTopology topology;
-    private final PartitionWorker[] workers;
+    private final ApplyWorker[] workers;
+    private final int partitions;
     private final List<Thread> threads = new ArrayList<>();
     private final Channel[] channels;
     private final Thread supervisor;
@@ -64,12 +65,12 @@ public final class KvConsumer implements AutoCloseable {
         KvStore store = new KvStore(database.jdbi());
         BatchApplier applier = new BatchApplier(store);
         EventPublisher events = new EventPublisher(topology);
-        int partitions = config.amqp().partitions();
-        this.workers = new PartitionWorker[partitions];
+        this.partitions = config.amqp().partitions();
+        this.workers = new ApplyWorker[Math.min(config.applyThreads(), partitions)];
         this.channels = new Channel[partitions];
-        for (int p = 0; p < partitions; p++) {
-            workers[p] = new PartitionWorker(p, applier, cacheUpdater, events, afterCommit, clock, config.batchSize(),
-                    config.retryBackoffMax());
+        for (int w = 0; w < workers.length; w++) {
+            workers[w] = new ApplyWorker("applier-" + w, applier, cacheUpdater, events, afterCommit, clock,
+                    config.batchSize(), config.retryBackoffMax());
         }
         ExpirySweeper sweeper = new ExpirySweeper(store, cacheUpdater, events, () -> sweeperChannel, clock,
                 config.oplogRetention());
@@ -86,8 +87,8 @@ public final class KvConsumer implements AutoCloseable {
     }
 
     public KvConsumer start() {
-        for (int p = 0; p < workers.length; p++) {
-            Thread t = Thread.ofPlatform().name("kv-apply-" + p).daemon(true).start(workers[p]);
+        for (int w = 0; w < workers.length; w++) {
+            Thread t = Thread.ofPlatform().name("kv-apply-" + w).daemon(true).start(workers[w]);
             threads.add(t);
         }
         supervisor.start();
@@ -113,7 +114,7 @@ public final class KvConsumer implements AutoCloseable {
     /** Operations applied by this process so far (duplicates excluded). */
     public long appliedCount() {
         long n = 0;
-        for (PartitionWorker w : workers) {
+        for (ApplyWorker w : workers) {
             n += w.appliedCount();
         }
         return n;
@@ -122,7 +123,7 @@ public final class KvConsumer implements AutoCloseable {
     /** Operations this process recognised as applied before and skipped. */
     public long duplicateCount() {
         long n = 0;
-        for (PartitionWorker w : workers) {
+        for (ApplyWorker w : workers) {
             n += w.duplicateCount();
         }
         return n;
@@ -131,7 +132,7 @@ public final class KvConsumer implements AutoCloseable {
     /** Batches retried because the database was unavailable. */
     public long retryCount() {
         long n = 0;
-        for (PartitionWorker w : workers) {
+        for (ApplyWorker w : workers) {
             n += w.retryCount();
         }
         return n;
@@ -156,9 +157,10 @@ public final class KvConsumer implements AutoCloseable {
             }
             connection = c;
             sweeperChannel = c.createChannel();
-            log.info("connected to the broker; consuming {} partition queues", workers.length);
+            log.info("connected to the broker; consuming {} partition queues with {} appliers", partitions,
+                    workers.length);
         }
-        for (int p = 0; p < workers.length; p++) {
+        for (int p = 0; p < partitions; p++) {
             synchronized (channels) {
                 if (channels[p] == null || !channels[p].isOpen()) {
                     channels[p] = subscribe(c, p);
@@ -170,7 +172,7 @@ public final class KvConsumer implements AutoCloseable {
     private Channel subscribe(Connection c, int partition) throws IOException {
         Channel ch = c.createChannel();
         ch.basicQos(config.prefetch());
-        PartitionWorker worker = workers[partition];
+        ApplyWorker worker = workers[partition % workers.length];
         ch.basicConsume(topology.partitionQueue(partition), false, new DefaultConsumer(ch) {
             @Override
             public void handleDelivery(String consumerTag, Envelope envelope, AMQP.BasicProperties properties,
@@ -195,7 +197,7 @@ public final class KvConsumer implements AutoCloseable {
                 log.debug("closing broker connection", e);
             }
         }
-        for (PartitionWorker w : workers) {
+        for (ApplyWorker w : workers) {
             w.stop();
         }
         for (Thread t : threads) {

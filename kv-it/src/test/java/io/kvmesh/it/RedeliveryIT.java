@@ -34,7 +34,7 @@ class RedeliveryIT {
     void consumerDiesBetweenCommitAndAck_standbyTakesOver_operationAppliedOnce() throws Exception {
         AtomicReference<KvConsumer> victim = new AtomicReference<>();
         AtomicBoolean crashed = new AtomicBoolean();
-        victim.set(stack.addConsumer((partition, ops) -> {
+        victim.set(stack.addConsumer(ops -> {
             if (crashed.compareAndSet(false, true)) {
                 victim.get().abortBrokerConnection(); // committed, not acknowledged
             }

@@ -10,7 +10,7 @@ import java.util.List;
  */
 @FunctionalInterface
 public interface AfterCommit {
-    AfterCommit NONE = (partition, ops) -> { };
+    AfterCommit NONE = ops -> { };
 
-    void committed(int partition, List<Operation> ops);
+    void committed(List<Operation> ops);
 }

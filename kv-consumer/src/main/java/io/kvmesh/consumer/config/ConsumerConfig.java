@@ -11,6 +11,8 @@ import java.time.Duration;
  * Everything kv-consumer is configured with, read once from {@code KVMESH_*} variables (see {@code .env.example}).
  *
  * @param prefetch        unacknowledged deliveries the broker may hand each partition's channel
+ * @param applyThreads    applier threads; partition p is applied by thread p mod applyThreads, which batches the
+ *                        deliveries of all its partitions into one transaction
  * @param batchSize       most operations applied in one transaction
  * @param retryBackoffMax longest pause between retries while PostgreSQL is down
  * @param cacheRetry      how often cache updates that failed (Redis down) are retried
@@ -20,12 +22,13 @@ import java.time.Duration;
  * @param oplogRetention  how long operation log rows are kept: operation status lookups and the recognition of
  *                        repeated request ids reach back this far
  */
-public record ConsumerConfig(int prefetch, int batchSize, Duration retryBackoffMax, Duration cacheRetry,
+public record ConsumerConfig(int prefetch, int applyThreads, int batchSize, Duration retryBackoffMax, Duration cacheRetry,
                              Duration startupTimeout, Duration expirySweep, Duration oplogRetention, PostgresConfig postgres, RedisConfig redis, AmqpConfig amqp) {
 
     public static ConsumerConfig from(Env env) {
         return new ConsumerConfig(
                 env.integer("KVMESH_PREFETCH", 512, 1, 65_535),
+                env.integer("KVMESH_APPLY_THREADS", 2, 1, 1024),
                 env.integer("KVMESH_BATCH_SIZE", 256, 1, 10_000),
                 env.millis("KVMESH_RETRY_BACKOFF_MAX_MS", 2_000),
                 env.millis("KVMESH_CACHE_RETRY_MS", 500),

@@ -13,22 +13,27 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Applies one partition's deliveries in queue order: takes what has arrived (up to the batch size), applies it in one
- * transaction, updates the cache, publishes the change events, then acknowledges. While PostgreSQL is down it holds the batch and retries with
- * back-off (no ack, no requeue, so nothing is dead-lettered by an outage). Deliveries whose channel closed are
- * dropped unapplied: the broker redelivers them, to this consumer or to the one that takes the partition over.
+ * Applies the deliveries of a group of partitions: takes what has arrived (up to the batch size, from every partition
+ * of the group), applies it in one transaction, updates the cache, publishes the change events, then acknowledges
+ * each partition's channel up to its last delivery. One FIFO inbox keeps every partition's deliveries in queue order,
+ * and partitions never share a key, so per-key order holds while one transaction's fixed cost is shared by all the
+ * partitions that had work. While PostgreSQL is down it holds the batch and retries with back-off (no ack, no requeue,
+ * so an outage dead-letters nothing). Deliveries whose channel closed are dropped unapplied: the broker redelivers
+ * them, to this consumer or to the one that takes the partition over.
  */
-public final class PartitionWorker implements Runnable {
-    private static final Logger log = LoggerFactory.getLogger(PartitionWorker.class);
+public final class ApplyWorker implements Runnable {
+    private static final Logger log = LoggerFactory.getLogger(ApplyWorker.class);
 
-    private final int partition;
+    private final String name;
     private final BatchApplier applier;
     private final CacheUpdater cacheUpdater;
     private final EventPublisher events;
@@ -42,9 +47,9 @@ public final class PartitionWorker implements Runnable {
     private final AtomicLong retries = new AtomicLong();
     private volatile boolean running = true;
 
-    public PartitionWorker(int partition, BatchApplier applier, CacheUpdater cacheUpdater, EventPublisher events,
-                           AfterCommit afterCommit, Clock clock, int batchSize, Duration backoffMax) {
-        this.partition = partition;
+    public ApplyWorker(String name, BatchApplier applier, CacheUpdater cacheUpdater, EventPublisher events,
+                       AfterCommit afterCommit, Clock clock, int batchSize, Duration backoffMax) {
+        this.name = name;
         this.applier = applier;
         this.cacheUpdater = cacheUpdater;
         this.events = events;
@@ -54,7 +59,7 @@ public final class PartitionWorker implements Runnable {
         this.backoffMax = backoffMax;
     }
 
-    /** Called on the channel's dispatch thread for each delivery, in queue order. */
+    /** Called on a partition channel's dispatch thread for each delivery, in queue order. */
     public void offer(Delivery delivery) {
         inbox.add(delivery);
     }
@@ -94,7 +99,7 @@ public final class PartitionWorker implements Runnable {
                 Thread.currentThread().interrupt();
                 return;
             } catch (RuntimeException e) {
-                log.error("partition {}: unexpected failure; its deliveries will be redelivered", partition, e);
+                log.error("{}: unexpected failure; the batch will be redelivered", name, e);
                 batch.forEach(d -> abandon(d.channel()));
             } finally {
                 batch.clear();
@@ -111,8 +116,8 @@ public final class PartitionWorker implements Runnable {
                 ops.add(OperationCodec.decode(d.body()));
                 good.add(d);
             } catch (InvalidProtocolBufferException e) {
-                log.error("partition {}: undecodable message dead-lettered: {}", partition, e.getMessage());
-                settle(d, false);
+                log.error("{}: undecodable message dead-lettered: {}", name, e.getMessage());
+                reject(d);
             }
         }
         if (good.isEmpty()) {
@@ -122,9 +127,9 @@ public final class PartitionWorker implements Runnable {
             // a non-transient failure: find the operation that cannot apply by applying one at a time
             for (int i = 0; i < good.size(); i++) {
                 if (!applyWithRetry(good.subList(i, i + 1), ops.subList(i, i + 1))) {
-                    log.error("partition {}: operation {} on key {} can never apply; dead-lettered", partition,
+                    log.error("{}: operation {} on key {} can never apply; dead-lettered", name,
                             ops.get(i).getId(), ops.get(i).getKey());
-                    settle(good.get(i), false);
+                    reject(good.get(i));
                 }
             }
         }
@@ -134,8 +139,21 @@ public final class PartitionWorker implements Runnable {
     private boolean applyWithRetry(List<Delivery> deliveries, List<Operation> ops) throws InterruptedException {
         long backoff = 50;
         while (running) {
-            if (!deliveries.getLast().channel().isOpen()) {
-                return true; // the broker will redeliver these
+            if (deliveries.stream().anyMatch(d -> !d.channel().isOpen())) {
+                // a partition's channel closed mid-batch: drop its deliveries (they are redelivered), keep the rest
+                List<Delivery> keptDeliveries = new ArrayList<>();
+                List<Operation> keptOps = new ArrayList<>();
+                for (int i = 0; i < deliveries.size(); i++) {
+                    if (deliveries.get(i).channel().isOpen()) {
+                        keptDeliveries.add(deliveries.get(i));
+                        keptOps.add(ops.get(i));
+                    }
+                }
+                if (keptDeliveries.isEmpty()) {
+                    return true;
+                }
+                deliveries = keptDeliveries;
+                ops = keptOps;
             }
             ApplyResult result;
             try {
@@ -143,39 +161,49 @@ public final class PartitionWorker implements Runnable {
                 result = applier.apply(ops, clock.instant().truncatedTo(ChronoUnit.MILLIS));
             } catch (RuntimeException e) {
                 if (!KvStore.isTransient(e)) {
-                    log.warn("partition {}: batch of {} failed: {}", partition, ops.size(), e.toString());
+                    log.warn("{}: batch of {} failed: {}", name, ops.size(), e.toString());
                     return false;
                 }
                 retries.incrementAndGet();
-                log.warn("partition {}: database unavailable, retrying in {} ms: {}", partition, backoff, e.getMessage());
+                log.warn("{}: database unavailable, retrying in {} ms: {}", name, backoff, e.getMessage());
                 Thread.sleep(backoff);
                 backoff = Math.min(backoff * 2, backoffMax.toMillis());
                 continue;
             }
-            afterCommit.committed(partition, ops);
+            afterCommit.committed(ops);
             cacheUpdater.update(result.changed());
             cacheUpdater.clearPending(ops.stream().map(Operation::getId).toList());
             events.publish(deliveries.getLast().channel(), result.events());
             applied.addAndGet(result.appliedNow());
             duplicates.addAndGet(result.duplicates());
-            settle(deliveries.getLast(), true);
+            ackAll(deliveries);
             return true;
         }
         return true;
     }
 
-    /** Acks everything up to and including {@code d} on its channel, or dead-letters {@code d} alone. */
-    private void settle(Delivery d, boolean ack) {
-        try {
-            if (ack) {
-                d.channel().basicAck(d.tag(), true);
-            } else {
-                d.channel().basicReject(d.tag(), false);
+    /** Acks, on each partition channel of the batch, everything up to that channel's last delivery in it. */
+    private void ackAll(List<Delivery> deliveries) {
+        Map<Channel, Long> last = new IdentityHashMap<>();
+        for (Delivery d : deliveries) {
+            last.merge(d.channel(), d.tag(), Math::max);
+        }
+        last.forEach((channel, tag) -> {
+            try {
+                channel.basicAck(tag, true);
+            } catch (IOException | RuntimeException e) {
+                // the channel is gone: the broker redelivers, and the operation log recognises what was applied
+                log.info("{}: could not ack up to {} ({}); redelivery will follow", name, tag, e.getMessage());
             }
+        });
+    }
+
+    /** Dead-letters one delivery. */
+    private void reject(Delivery d) {
+        try {
+            d.channel().basicReject(d.tag(), false);
         } catch (IOException | RuntimeException e) {
-            // the channel is gone: the broker redelivers, and the operation log recognises what was applied
-            log.info("partition {}: could not settle delivery {} ({}); it will be redelivered", partition, d.tag(),
-                    e.getMessage());
+            log.info("{}: could not reject delivery {} ({}); it will be redelivered", name, d.tag(), e.getMessage());
         }
     }
 
