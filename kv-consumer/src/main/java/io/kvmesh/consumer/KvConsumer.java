@@ -177,7 +177,7 @@ public final class KvConsumer implements AutoCloseable {
             @Override
             public void handleDelivery(String consumerTag, Envelope envelope, AMQP.BasicProperties properties,
                                        byte[] body) {
-                worker.offer(new Delivery(getChannel(), envelope.getDeliveryTag(), body, envelope.isRedeliver()));
+                worker.offer(new Delivery(getChannel(), envelope.getDeliveryTag(), body));
             }
         });
         return ch;

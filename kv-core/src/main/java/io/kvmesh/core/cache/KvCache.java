@@ -162,10 +162,6 @@ public final class KvCache implements AutoCloseable {
         return config.keyPrefix() + "o:" + operationId;
     }
 
-    public boolean isConnected() {
-        return connection.isOpen();
-    }
-
     private static Throwable unwrap(Throwable e) {
         return e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
     }

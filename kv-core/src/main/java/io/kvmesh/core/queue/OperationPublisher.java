@@ -75,12 +75,6 @@ public final class OperationPublisher implements AutoCloseable {
                         : e));
     }
 
-    public boolean isConnected() {
-        synchronized (connectionLock) {
-            return connection != null && connection.isOpen();
-        }
-    }
-
     private Connection connection() throws IOException {
         synchronized (connectionLock) {
             if (closed) {

@@ -35,10 +35,6 @@ public final class WatchHub {
         return w;
     }
 
-    public int size() {
-        return watchers.size();
-    }
-
     /** Relays one applied change (replays and rejections are not changes). */
     public void publish(ChangeEvent e) {
         if (e.getReplayed() || e.getOutcome() != ChangeEvent.Outcome.APPLIED || watchers.isEmpty()) {

@@ -26,8 +26,4 @@ public final class SyncWaiters {
             f.complete(event);
         }
     }
-
-    public int size() {
-        return waiting.size();
-    }
 }
