@@ -111,6 +111,15 @@ public final class KvConsumer implements AutoCloseable {
         return true;
     }
 
+    /** Whether PostgreSQL answers now; waits at most the pool's connection timeout (2 s). */
+    public boolean databaseReachable() {
+        try {
+            return database.jdbi().withHandle(h -> h.createQuery("SELECT 1").mapTo(Integer.class).one()) == 1;
+        } catch (RuntimeException e) {
+            return false;
+        }
+    }
+
     /** Operations applied by this process so far (duplicates excluded). */
     public long appliedCount() {
         long n = 0;

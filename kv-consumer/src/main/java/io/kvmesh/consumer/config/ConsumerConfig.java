@@ -21,9 +21,12 @@ import java.time.Duration;
  *                        an expired entry's row lingers; reads hide it at once)
  * @param oplogRetention  how long operation log rows are kept: operation status lookups and the recognition of
  *                        repeated request ids reach back this far
+ * @param httpBind        address of the consumer's own HTTP endpoint ({@code GET /healthz}); loopback by default
+ * @param httpPort        its port; 0 picks a free one (tests)
  */
 public record ConsumerConfig(int prefetch, int applyThreads, int batchSize, Duration retryBackoffMax, Duration cacheRetry,
-                             Duration startupTimeout, Duration expirySweep, Duration oplogRetention, PostgresConfig postgres, RedisConfig redis, AmqpConfig amqp) {
+                             Duration startupTimeout, Duration expirySweep, Duration oplogRetention, PostgresConfig postgres, RedisConfig redis, AmqpConfig amqp,
+                             String httpBind, int httpPort) {
 
     public static ConsumerConfig from(Env env) {
         return new ConsumerConfig(
@@ -37,6 +40,8 @@ public record ConsumerConfig(int prefetch, int applyThreads, int batchSize, Dura
                 Duration.ofHours(env.integer("KVMESH_OPLOG_RETENTION_HOURS", 168, 1, 24 * 3650)),
                 PostgresConfig.from(env),
                 RedisConfig.from(env),
-                AmqpConfig.from(env));
+                AmqpConfig.from(env),
+                env.string("KVMESH_CONSUMER_HTTP_BIND", "127.0.0.1"),
+                env.integer("KVMESH_CONSUMER_HTTP_PORT", 9190, 0, 65_535));
     }
 }

@@ -1,0 +1,9 @@
+package io.kvmesh.consumer.http;
+
+import java.util.Optional;
+
+/** One health check of the process: empty when healthy, else a short reason for the operator. */
+@FunctionalInterface
+public interface HealthCheck {
+    Optional<String> problem();
+}
