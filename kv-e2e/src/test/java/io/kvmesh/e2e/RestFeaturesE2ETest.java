@@ -116,6 +116,80 @@ class RestFeaturesE2ETest {
         assertThat(get("/api?key=" + q(key2)).json().getAsJsonObject("data").get("version").getAsString()).isEqualTo("1");
     }
 
+    private static Stack.Reply putWithHeader(String path, String body, String header, String value) throws Exception {
+        HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(Stack.http() + path))
+                .header("Content-Type", "application/json").header(header, value)
+                .PUT(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+        return new Stack.Reply(r.statusCode(), r.body(), r.headers().firstValue("content-type").orElse(""));
+    }
+
+    private static void assertRefusedAsReused(Stack.Reply r) {
+        assertThat(r.status()).as("%s", r).isEqualTo(400);
+        assertThat(r.json().get("code").getAsInt()).isEqualTo(9); // FAILED_PRECONDITION
+        assertThat(r.json().get("message").getAsString()).contains("was already used for a different write");
+        assertThat(r.body()).contains("REQUEST_ID_REUSED");
+    }
+
+    @Test
+    void requestIdReused_forAnotherWrite_is400JsonAndNothingIsWritten_inEveryFormOfTheId() throws Exception {
+        String a = uniqueKey("reuse-a");
+        String b = uniqueKey("reuse-b");
+        String id = uniqueKey("shared-id");
+        // the x-request-id header (the reproduction), both route families
+        Stack.Reply first = putWithHeader("/kv", "{\"data\":{\"key\":" + js(a) + ",\"value\":\"1\"},\"mode\":\"SYNC\"}",
+                "x-request-id", id);
+        assertThat(first.json().get("status").getAsString()).as("%s", first).isEqualTo("applied");
+        assertRefusedAsReused(putWithHeader("/kv", "{\"data\":{\"key\":" + js(b) + ",\"value\":\"1\"}}",
+                "x-request-id", id));
+        assertRefusedAsReused(putWithHeader("/api", "{\"key\":" + js(a) + ",\"value\":\"2\"}", "x-request-id", id));
+        // the body's requestId and the standard Idempotency-Key header name the same request
+        assertRefusedAsReused(put("/api", "{\"key\":" + js(b) + ",\"value\":\"1\",\"requestId\":" + js(id) + "}"));
+        assertRefusedAsReused(putWithHeader("/api", "{\"key\":" + js(b) + ",\"value\":\"1\"}", "Idempotency-Key", id));
+        // an identical retry gets the first outcome
+        Stack.Reply retry = putWithHeader("/kv", "{\"data\":{\"key\":" + js(a) + ",\"value\":\"1\"},\"mode\":\"SYNC\"}",
+                "Idempotency-Key", id);
+        assertThat(retry.json().get("operationId").getAsString()).isEqualTo(first.json().get("operationId").getAsString());
+        assertThat(retry.json().get("version").getAsString()).isEqualTo("1");
+
+        assertThat(get("/api?key=" + q(b)).status()).isEqualTo(404);
+        Stack.Reply now = get("/api?key=" + q(a));
+        assertThat(now.json().getAsJsonObject("data").get("value").getAsString()).isEqualTo("1");
+        assertThat(now.json().getAsJsonObject("data").get("version").getAsString()).isEqualTo("1");
+    }
+
+    /** Opens {@code /kv/watch?query} through nginx; every line lands in {@code lines}; done when the stream ends. */
+    private static CompletableFuture<Void> watchLines(String query, List<String> lines) {
+        HttpRequest watch = HttpRequest.newBuilder(URI.create(Stack.http() + "/kv/watch?" + query)).GET().build();
+        return HttpClient.newHttpClient().sendAsync(watch, HttpResponse.BodyHandlers.ofLines())
+                .thenAcceptAsync(r -> r.body().forEach(lines::add));
+    }
+
+    @Test
+    void idleWatch_throughNginx_outlivesEveryIdleTimeoutOnItsPath_withAndWithoutProgress() {
+        String prefix = uniqueKey("idle") + "/";
+        List<String> quiet = new CopyOnWriteArrayList<>();
+        List<String> progress = new CopyOnWriteArrayList<>();
+        CompletableFuture<Void> quietWatch = watchLines("prefix=" + q(prefix), quiet);
+        CompletableFuture<Void> progressWatch = watchLines("prefix=" + q(prefix) + "&progressNotify=true", progress);
+        // 65 s without a change: longer than nginx's default proxy_read_timeout (60 s) and than the ~30 s after which
+        // the replica used to answer Envoy's keepalive pings with GOAWAY; both streams must stay open all along
+        await().during(Duration.ofSeconds(65)).atMost(Duration.ofSeconds(70)).pollInterval(Duration.ofSeconds(1))
+                .until(() -> !quietWatch.isDone() && !progressWatch.isDone());
+        assertThat(quiet).isEmpty();
+        assertThat(progress).hasSizeGreaterThanOrEqualTo(3)
+                .allSatisfy(l -> assertThat(JsonParser.parseString(l).getAsJsonObject().get("type").getAsString())
+                        .isEqualTo("PROGRESS"));
+
+        put("/api", "{\"key\":" + js(prefix + "k") + ",\"value\":\"after the quiet\"}");
+        await().atMost(Duration.ofSeconds(15)).until(() -> quiet.size() == 1
+                && progress.stream().anyMatch(l -> l.contains("\"PUT\"")));
+        JsonObject event = JsonParser.parseString(quiet.getFirst()).getAsJsonObject();
+        assertThat(event.get("type").getAsString()).isEqualTo("PUT");
+        assertThat(event.get("value").getAsString()).isEqualTo("after the quiet");
+        quietWatch.cancel(true);
+        progressWatch.cancel(true);
+    }
+
     @Test
     void watch_streamsNewlineDelimitedEvents_unbufferedThroughNginx() throws Exception {
         String prefix = uniqueKey("watch") + "/";

@@ -4,6 +4,8 @@ import io.grpc.Status;
 import io.kvmesh.api.v1.GetRequest;
 import io.kvmesh.api.v1.GetResponse;
 import io.kvmesh.api.v1.PutRequest;
+import io.kvmesh.api.v1.PutResponse;
+import io.kvmesh.api.v1.WriteMode;
 import io.kvmesh.core.model.Entry;
 import io.kvmesh.core.testing.TestServers;
 import org.junit.jupiter.api.AfterAll;
@@ -35,6 +37,7 @@ class OutageIT {
         // whatever a failed assertion left behind, the next test class needs every server running
         TestServers.ctl("redis", "start");
         TestServers.ctl("postgres", "start");
+        TestServers.ctl("rabbitmq", "start");
     }
 
     private static GetResponse get(String key) {
@@ -74,6 +77,69 @@ class OutageIT {
             assertThat(after.getData().getVersion()).isEqualTo(2);
         }
         await().atMost(Duration.ofSeconds(10)).until(() -> get("cached").getSource().equals("redis"));
+    }
+
+    private static long putSync(String key, String value) {
+        PutResponse r = stack.client(0).put(PutRequest.newBuilder().setKey(key).setValue(value)
+                .setMode(WriteMode.SYNC).build());
+        assertThat(r.getStatus()).isEqualTo("applied");
+        return r.getVersion();
+    }
+
+    /** Every read of {@code key}, from wherever it comes, shows {@code version} (never an older one). */
+    private static void assertEveryReadShows(String key, String value, long version) {
+        for (int i = 0; i < 20; i++) {
+            GetResponse r = get(key);
+            assertThat(r.getData().getVersion()).as("read %d (from %s)", i, r.getSource()).isEqualTo(version);
+            assertThat(r.getData().getValue()).isEqualTo(value);
+        }
+    }
+
+    @Test
+    void redisCrash_restartedFromAnOldDump_neverServesTheOlderVersion() {
+        putSync("stale/k", "v1");
+        await().atMost(Duration.ofSeconds(10)).until(() -> get("stale/k").getSource().equals("redis"));
+        TestServers.ctl("redis", "stop"); // SHUTDOWN SAVE: the dump now holds v1
+        TestServers.ctl("redis", "start");
+        long v2 = putSync("stale/k", "v2"); // applied, and written to the cache (nothing left in any backlog)
+        await().atMost(Duration.ofSeconds(10)).until(() -> get("stale/k").getSource().equals("redis")
+                && get("stale/k").getData().getVersion() == v2);
+
+        TestServers.ctl("redis", "kill"); // kill -9: the restart loads the dump with v1
+        TestServers.ctl("redis", "start");
+
+        assertThat(stack.consumer(0).cacheBacklog()).isZero();
+        assertEveryReadShows("stale/k", "v2", v2);
+        await().atMost(Duration.ofSeconds(10)).until(() -> get("stale/k").getSource().equals("redis"));
+        assertEveryReadShows("stale/k", "v2", v2);
+    }
+
+    @Test
+    void redisRestartedWithoutData_readsFillAgainFromPostgres() {
+        long v = putSync("empty/k", "kept");
+        await().atMost(Duration.ofSeconds(10)).until(() -> get("empty/k").getSource().equals("redis"));
+        TestServers.ctl("redis", "kill");
+        TestServers.ctl("redis", "start");
+        assertEveryReadShows("empty/k", "kept", v);
+        await().atMost(Duration.ofSeconds(10)).until(() -> get("empty/k").getSource().equals("redis"));
+    }
+
+    @Test
+    void brokerDown_healthSaysNotServing_readsWork_writesUnavailable_thenAllRecovers() {
+        putSync("broker/k", "before");
+        assertThat(stack.replica(0).isServing()).isTrue();
+        TestServers.ctl("rabbitmq", "stop");
+        try {
+            await().atMost(Duration.ofSeconds(15)).until(() -> !stack.replica(0).isServing());
+            assertThat(get("broker/k").getData().getValue()).isEqualTo("before");
+            assertThat(ReadWriteIT.codeOf(() -> stack.client(0).put(PutRequest.newBuilder().setKey("broker/k")
+                    .setValue("during").build()))).isEqualTo(Status.Code.UNAVAILABLE);
+        } finally {
+            TestServers.ctl("rabbitmq", "start");
+        }
+        await().atMost(Duration.ofSeconds(30)).until(() -> stack.replica(0).isServing());
+        await().atMost(Duration.ofSeconds(30)).until(() -> stack.consumer(0).isConsuming());
+        assertThat(putSync("broker/k", "after")).isEqualTo(2);
     }
 
     @Test

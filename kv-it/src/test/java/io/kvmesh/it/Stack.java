@@ -17,6 +17,7 @@ import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.testing.TestServers;
 import io.kvmesh.service.KvServiceServer;
 import io.kvmesh.service.config.ServiceConfig;
+import io.kvmesh.service.watch.WatchLimits;
 
 import java.io.IOException;
 import java.time.Duration;
@@ -35,10 +36,10 @@ final class Stack implements AutoCloseable {
     private final List<KvConsumer> consumers = new ArrayList<>();
     private final Database database;
     final KvStore store;
-    private final Connection amqp;
+    private Connection amqp;
     final QueueTopology topology;
-    /** Events a Watch stream may have waiting; small in tests of slow watchers. */
-    int watchBuffer = 1000;
+    /** What Watch streams may hold back; small in tests of slow watchers. */
+    WatchLimits watchLimits = new WatchLimits(1000, 16 << 20, 128 << 20, Duration.ofSeconds(10));
 
     private Stack(String name) throws IOException {
         iso = TestServers.isolate(name);
@@ -66,7 +67,7 @@ final class Stack implements AutoCloseable {
 
     ServiceConfig serviceConfig() {
         return new ServiceConfig("127.0.0.1", 0, 8, 2, Duration.ofSeconds(2), iso.startupTimeout(),
-                Duration.ofSeconds(5), watchBuffer, Duration.ofHours(1), iso.postgres(),
+                Duration.ofSeconds(5), watchLimits, Duration.ofHours(1), iso.postgres(),
                 iso.redis(), iso.amqp(), Limits.DEFAULTS);
     }
 
@@ -120,7 +121,7 @@ final class Stack implements AutoCloseable {
     /** Messages ready in all partition queues (not yet delivered to a consumer). */
     long readyMessages() throws IOException {
         long n = 0;
-        try (Channel ch = amqp.createChannel()) {
+        try (Channel ch = channel()) {
             for (int p = 0; p < topology.partitions(); p++) {
                 n += ch.queueDeclarePassive(topology.partitionQueue(p)).getMessageCount();
             }
@@ -128,6 +129,14 @@ final class Stack implements AutoCloseable {
             throw new IOException(e);
         }
         return n;
+    }
+
+    /** A channel of the test's own broker connection, reopened if a broker restart closed it. */
+    private synchronized Channel channel() throws IOException {
+        if (!amqp.isOpen()) {
+            amqp = new AmqpConnections(iso.amqp()).open("test");
+        }
+        return amqp.createChannel();
     }
 
     @Override
@@ -141,7 +150,7 @@ final class Stack implements AutoCloseable {
         for (KvConsumer c : consumers) {
             c.close();
         }
-        try (Channel ch = amqp.createChannel()) {
+        try (Channel ch = channel()) {
             for (int p = 0; p < topology.partitions(); p++) {
                 ch.queueDelete(topology.partitionQueue(p));
             }
@@ -149,7 +158,9 @@ final class Stack implements AutoCloseable {
             ch.exchangeDelete(topology.opsExchange());
             ch.exchangeDelete(topology.deadLetterExchange());
         }
-        amqp.close();
+        if (amqp.isOpen()) {
+            amqp.close();
+        }
         database.close();
         iso.close();
     }

@@ -12,6 +12,7 @@ import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.api.v1.WatchRequest;
 import io.kvmesh.api.v1.WatchResponse;
 import io.kvmesh.api.v1.WriteMode;
+import io.kvmesh.service.watch.WatchLimits;
 import io.kvmesh.core.model.Entry;
 import io.kvmesh.core.store.OplogRow;
 import org.junit.jupiter.api.AfterAll;
@@ -29,12 +30,15 @@ import static org.awaitility.Awaitility.await;
 /** Watch streams and TTL expiry with 2 replicas × 2 consumers. */
 class WatchAndTtlIT {
     private static final int BUFFER = 50;
+    private static final long WATCHER_BYTES = 2 << 20;
+    private static final long REPLICA_BYTES = 3 << 20;
+    private static final String BIG = "x".repeat(256 << 10);
     private static Stack stack;
 
     @BeforeAll
     static void setUp() throws Exception {
         stack = Stack.empty("watch");
-        stack.watchBuffer = BUFFER;
+        stack.watchLimits = new WatchLimits(BUFFER, WATCHER_BYTES, REPLICA_BYTES, Duration.ofMillis(300));
         stack.addReplica();
         stack.addReplica();
         stack.addConsumer(io.kvmesh.consumer.apply.AfterCommit.NONE);
@@ -151,6 +155,122 @@ class WatchAndTtlIT {
         assertThat(Status.fromThrowable(slowEnd.get()).getDescription()).contains("too slow");
         await().atMost(Duration.ofSeconds(15)).until(() -> fast.events.size() == writes);
         assertThat(fast.error.get()).isNull();
+    }
+
+    /** Opens a Watch whose client never asks for a message; its end (status) lands in the returned reference. */
+    private static AtomicReference<Throwable> neverReading(int replica, String prefix) {
+        AtomicReference<Throwable> end = new AtomicReference<>();
+        stack.asyncClient(replica).watch(WatchRequest.newBuilder().setPrefix(prefix).build(),
+                new ClientResponseObserver<WatchRequest, WatchResponse>() {
+                    @Override
+                    public void beforeStart(ClientCallStreamObserver<WatchRequest> requestStream) {
+                        requestStream.disableAutoRequestWithInitial(0);
+                    }
+
+                    @Override
+                    public void onNext(WatchResponse value) {
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        end.set(t);
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                    }
+                });
+        return end;
+    }
+
+    @Test
+    void slowWatcher_ofLargeValues_isClosedByItsByteBound_andTheReplicaKeepsDoingItsJob() {
+        int open = stack.replica(0).watchHub().size();
+        AtomicReference<Throwable> slow = neverReading(0, "big/");
+        Collector fast = new Collector();
+        stack.asyncClient(0).watch(WatchRequest.newBuilder().setPrefix("big/").build(), fast);
+        await().atMost(Duration.ofSeconds(5)).until(() -> stack.replica(0).watchHub().size() >= open + 2);
+        int writes = 20; // 5 MiB in all: far fewer events than the event bound, far more bytes than the byte bound
+        for (int i = 0; i < writes; i++) {
+            put(i % 2, "big/k" + i, BIG);
+        }
+        await().atMost(Duration.ofSeconds(15)).until(() -> slow.get() != null);
+        assertThat(Status.fromThrowable(slow.get()).getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+        assertThat(Status.fromThrowable(slow.get()).getDescription()).contains("too slow");
+        await().atMost(Duration.ofSeconds(15)).until(() -> fast.events.size() == writes);
+        assertThat(fast.error.get()).isNull();
+        // what the slow client held is released, and SYNC writes (which need the event stream) still complete
+        await().atMost(Duration.ofSeconds(5)).until(() -> stack.replica(0).watchHub().bufferedBytes() == 0);
+        assertThat(stack.client(0).put(PutRequest.newBuilder().setKey("big/after").setValue("v")
+                .setMode(WriteMode.SYNC).build()).getStatus()).isEqualTo("applied");
+        assertThat(stack.replica(0).isServing()).isTrue();
+    }
+
+    @Test
+    void manySlowWatchers_areShedSoTheReplicaNeverHoldsMoreThanItsBound() {
+        int open = stack.replica(1).watchHub().size();
+        List<AtomicReference<Throwable>> slow = List.of(neverReading(1, "shed/"), neverReading(1, "shed/"),
+                neverReading(1, "shed/"));
+        await().atMost(Duration.ofSeconds(5)).until(() -> stack.replica(1).watchHub().size() >= open + 3);
+        long most = 0;
+        for (int i = 0; i < 6; i++) { // 1.5 MiB for each watcher: under its own bound, 4.5 MiB together
+            stack.client(0).put(PutRequest.newBuilder().setKey("shed/k" + i).setValue(BIG).setMode(WriteMode.SYNC)
+                    .build());
+            most = Math.max(most, stack.replica(1).watchHub().bufferedBytes());
+        }
+        // at most one event over the bound: it is enforced after each event is queued
+        assertThat(most).isLessThanOrEqualTo(REPLICA_BYTES + BIG.length() + 1024);
+        await().atMost(Duration.ofSeconds(10)).until(() -> slow.stream().anyMatch(r -> r.get() != null));
+        Throwable first = slow.stream().map(AtomicReference::get).filter(t -> t != null).findFirst().orElseThrow();
+        assertThat(Status.fromThrowable(first).getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+        assertThat(Status.fromThrowable(first).getDescription()).contains("this replica holds more than");
+    }
+
+    @Test
+    void idleWatch_withProgressNotify_getsProgressEvents_andOneWithoutGetsNone() {
+        Collector withProgress = new Collector();
+        Collector without = new Collector();
+        stack.asyncClient(0).watch(WatchRequest.newBuilder().setPrefix("quiet/").setProgressNotify(true).build(),
+                withProgress);
+        stack.asyncClient(0).watch(WatchRequest.newBuilder().setPrefix("quiet/").build(), without);
+        await().atMost(Duration.ofSeconds(10)).until(() -> withProgress.events.size() >= 3);
+        assertThat(withProgress.events).allSatisfy(e -> {
+            assertThat(e.getType()).isEqualTo(EventType.PROGRESS);
+            assertThat(e.getKey()).isEmpty();
+            assertThat(e.getTime().getSeconds()).isPositive();
+        });
+        put(0, "quiet/k", "v");
+        await().atMost(Duration.ofSeconds(10)).until(() -> without.events.size() == 1
+                && withProgress.events.stream().anyMatch(e -> e.getType() == EventType.PUT));
+        assertThat(without.events).extracting(WatchResponse::getType).containsExactly(EventType.PUT);
+        assertThat(withProgress.error.get()).isNull();
+        assertThat(without.error.get()).isNull();
+    }
+
+    @Test
+    void lostEventStream_isSubscribedAgainByItself_andSyncWritesComplete() {
+        stack.replica(1).dropEventSubscription();
+        await().atMost(Duration.ofSeconds(10)).until(() -> stack.replica(1).isSubscribed());
+        await().atMost(Duration.ofSeconds(10)).until(() -> stack.replica(1).isServing());
+        assertThat(stack.client(1).put(PutRequest.newBuilder().setKey("resub/k").setValue("v")
+                .setMode(WriteMode.SYNC).build()).getStatus()).isEqualTo("applied");
+    }
+
+    @Test
+    void resumedWatch_ofLargeValues_sendsTheCatchUpAsTheClientReads() {
+        for (int i = 0; i < 12; i++) { // 3 MiB of current state: more than one catch-up page (1 MiB)
+            stack.client(0).put(PutRequest.newBuilder().setKey("page/k" + String.format("%02d", i)).setValue(BIG)
+                    .setMode(WriteMode.SYNC).build());
+        }
+        Collector c = new Collector();
+        stack.asyncClient(1).watch(WatchRequest.newBuilder().setPrefix("page/").setStartVersion(1).build(), c);
+        await().atMost(Duration.ofSeconds(15)).until(() -> c.events.size() == 12);
+        assertThat(c.events).extracting(WatchResponse::getKey).isSorted().doesNotHaveDuplicates();
+        assertThat(c.events).allMatch(e -> e.getType() == EventType.PUT && e.getValue().length() == BIG.length());
+        put(0, "page/k00", "live");
+        await().atMost(Duration.ofSeconds(10)).until(() -> c.events.size() == 13);
+        assertThat(c.events.getLast().getVersion()).isEqualTo(2);
+        assertThat(c.error.get()).isNull();
     }
 
     @Test

@@ -3,10 +3,8 @@ package io.kvmesh.service;
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
 import io.grpc.ServerInterceptors;
-import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
-import io.kvmesh.api.v1.KeyValueGrpc;
 import io.kvmesh.core.cache.KvCache;
 import io.kvmesh.core.queue.AmqpConnections;
 import io.kvmesh.core.queue.OperationPublisher;
@@ -21,6 +19,7 @@ import io.kvmesh.service.grpc.RequestIdInterceptor;
 import io.kvmesh.service.read.ReadPath;
 import io.kvmesh.service.watch.EventSubscriber;
 import io.kvmesh.service.watch.WatchHub;
+import io.kvmesh.service.write.RequestIdCheck;
 import io.kvmesh.service.write.SyncWaiters;
 import io.kvmesh.service.write.WritePath;
 import org.slf4j.Logger;
@@ -30,6 +29,7 @@ import java.io.IOException;
 import java.time.Clock;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 
@@ -40,6 +40,7 @@ import java.util.concurrent.TimeUnit;
  */
 public final class KvServiceServer {
     private static final Logger log = LoggerFactory.getLogger(KvServiceServer.class);
+    private static final long HEALTH_CHECK_MILLIS = 500;
 
     private final ServiceConfig config;
     private final Server server;
@@ -51,10 +52,12 @@ public final class KvServiceServer {
     private final WatchHub watchHub;
     private final ExecutorService workers;
     private final ExecutorService dbExecutor;
+    private final ScheduledExecutorService timer;
+    private final HealthMonitor monitor;
 
     private KvServiceServer(ServiceConfig config, Server server, HealthStatusManager health, Database database,
                             KvCache cache, OperationPublisher publisher, EventSubscriber events, WatchHub watchHub,
-                            ExecutorService workers, ExecutorService dbExecutor) {
+                            ExecutorService workers, ExecutorService dbExecutor, ScheduledExecutorService timer) {
         this.config = config;
         this.server = server;
         this.health = health;
@@ -65,6 +68,8 @@ public final class KvServiceServer {
         this.watchHub = watchHub;
         this.workers = workers;
         this.dbExecutor = dbExecutor;
+        this.timer = timer;
+        this.monitor = new HealthMonitor(health, publisher::ensureConnected, events::isSubscribed);
     }
 
     public static KvServiceServer create(ServiceConfig config, ServerBuilder<?> builder) throws IOException {
@@ -82,15 +87,18 @@ public final class KvServiceServer {
         ExecutorService dbExecutor = Executors.newFixedThreadPool(config.postgres().poolSize(), named("kv-db"));
         Clock clock = Clock.systemUTC();
         SyncWaiters waiters = new SyncWaiters();
-        WatchHub watchHub = new WatchHub(config.watchBuffer());
+        ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(named("kv-timer"));
+        WatchHub watchHub = new WatchHub(config.watch(), timer);
         EventSubscriber events = new EventSubscriber(new AmqpConnections(config.amqp()),
                 new QueueTopology(config.amqp()), event -> {
                     waiters.complete(event);
                     watchHub.publish(event);
                 }).start();
+        KvStore store = new KvStore(database.jdbi());
         KeyValueService service = new KeyValueService(
-                new ReadPath(cache, new KvStore(database.jdbi()), dbExecutor, clock),
-                new WritePath(publisher, waiters, cache, config.pendingMarkTtl(), clock),
+                new ReadPath(cache, store, dbExecutor, clock),
+                new WritePath(publisher, waiters, new RequestIdCheck(cache, store, dbExecutor, config.pendingMarkTtl()),
+                        clock),
                 watchHub,
                 new Validator(config.limits()),
                 config.syncTimeout());
@@ -103,13 +111,13 @@ public final class KvServiceServer {
                 .maxInboundMessageSize(config.limits().maxValueBytes() + config.limits().maxKeyBytes() + 64 * 1024)
                 .build();
         return new KvServiceServer(config, server, health, database, cache, publisher, events, watchHub, workers,
-                dbExecutor);
+                dbExecutor, timer);
     }
 
     public KvServiceServer start() throws IOException {
         server.start();
-        health.setStatus("", ServingStatus.SERVING);
-        health.setStatus(KeyValueGrpc.SERVICE_NAME, ServingStatus.SERVING);
+        monitor.run();
+        timer.scheduleWithFixedDelay(monitor, HEALTH_CHECK_MILLIS, HEALTH_CHECK_MILLIS, TimeUnit.MILLISECONDS);
         log.info("kv-service listening on port {}", server.getPort());
         return this;
     }
@@ -121,6 +129,7 @@ public final class KvServiceServer {
 
     /** Marks the server NOT_SERVING, lets in-flight calls finish, then closes clients in reverse order of creation. */
     public void stop() {
+        monitor.stop();
         health.enterTerminalState();
         watchHub.closeAll();
         server.shutdown();
@@ -132,6 +141,7 @@ public final class KvServiceServer {
             Thread.currentThread().interrupt();
             server.shutdownNow();
         }
+        timer.shutdownNow();
         workers.shutdown();
         dbExecutor.shutdown();
         events.close();
@@ -144,6 +154,21 @@ public final class KvServiceServer {
     /** Whether this replica receives change events (needed for SYNC writes and Watch). */
     public boolean isSubscribed() {
         return events.isSubscribed();
+    }
+
+    /** Whether health says SERVING: the replica can publish writes and receives change events. */
+    public boolean isServing() {
+        return monitor.serving();
+    }
+
+    /** The Watch streams of this replica (their count and buffered bytes, for tests and metrics). */
+    public WatchHub watchHub() {
+        return watchHub;
+    }
+
+    /** Simulates a lost event stream (fault-injection tests): the subscriber must notice and subscribe again. */
+    public void dropEventSubscription() {
+        events.abortConnection();
     }
 
     public void blockUntilShutdown() throws InterruptedException {

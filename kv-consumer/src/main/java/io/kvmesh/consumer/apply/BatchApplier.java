@@ -1,10 +1,14 @@
 package io.kvmesh.consumer.apply;
 
 import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.queue.RequestHash;
 import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.store.OplogRow;
 import io.kvmesh.queue.v1.ChangeEvent;
 import io.kvmesh.queue.v1.Operation;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.time.Instant;
 import java.util.ArrayList;
@@ -23,6 +27,7 @@ import java.util.TreeSet;
  * one row per key and one log row per operation.
  */
 public final class BatchApplier {
+    private static final Logger LOG = LoggerFactory.getLogger(BatchApplier.class);
     private final KvStore store;
 
     public BatchApplier(KvStore store) {
@@ -58,6 +63,12 @@ public final class BatchApplier {
                     duplicates++;
                     OplogRow before = known.get(op.getId());
                     if (before != null) {
+                        if (!RequestHash.sameRequest(before.requestHash(), op.getRequestHash())) {
+                            // the replicas refuse a reused request id; this one slipped past while they could not
+                            // check (cache and database both unreachable); it cannot apply under the same id
+                            LOG.warn("operation {} (request id '{}') repeats an id used for a different request; "
+                                    + "not applied", op.getId(), op.getRequestId());
+                        }
                         events.add(Events.replay(before));
                     }
                     continue;
@@ -66,6 +77,7 @@ public final class BatchApplier {
                 Outcome outcome = decide(op, current, now);
                 OplogRow row = new OplogRow(op.getId(), op.getKey(), op.getKind().name(), outcome.version(),
                         outcome.outcome(), outcome.reason(), op.getRequestId().isEmpty() ? null : op.getRequestId(),
+                        op.getRequestHash().isEmpty() ? null : op.getRequestHash(),
                         Instant.ofEpochSecond(0, op.getAcceptTimeMicros() * 1_000), now);
                 log.add(row);
                 if (outcome.next() != null) {

@@ -76,7 +76,7 @@ public final class ExpirySweeper implements Runnable {
                 String id = "expire:" + e.key() + ":" + tomb.version();
                 tombstones.add(tomb);
                 rows.add(new OplogRow(id, e.key(), "EXPIRE", tomb.version(), OplogRow.APPLIED, null, null,
-                        e.expireTime(), now));
+                        null, e.expireTime(), now));
                 changes.add(Events.changed(id, ChangeEvent.Kind.EXPIRE, tomb, now));
             }
             dao.upsert(tombstones);

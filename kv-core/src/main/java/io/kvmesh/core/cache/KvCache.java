@@ -4,9 +4,11 @@ import io.kvmesh.core.config.RedisConfig;
 import io.kvmesh.core.model.Entry;
 import io.lettuce.core.ClientOptions;
 import io.lettuce.core.RedisClient;
+import io.lettuce.core.RedisConnectionException;
 import io.lettuce.core.RedisNoScriptException;
 import io.lettuce.core.RedisURI;
 import io.lettuce.core.ScriptOutputType;
+import io.lettuce.core.SetArgs;
 import io.lettuce.core.SocketOptions;
 import io.lettuce.core.TimeoutOptions;
 import io.lettuce.core.api.StatefulRedisConnection;
@@ -14,7 +16,8 @@ import io.lettuce.core.api.async.RedisAsyncCommands;
 import io.lettuce.core.codec.StringCodec;
 import io.lettuce.core.resource.ClientResources;
 import io.lettuce.core.resource.DefaultClientResources;
-import io.lettuce.core.resource.Delay;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -25,14 +28,27 @@ import java.util.HexFormat;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 /**
  * The Redis read cache. Every entry carries its version, and {@link #put} never replaces a newer version with an
  * older one (a Lua script compares them atomically), so a slow reader's fill cannot undo an applied write.
- * One connection, shared by all callers; commands fail fast while Redis is unreachable.
+ * <p>
+ * Entries live in a namespace named after the Redis process that holds them (its {@code run_id}): a Redis that
+ * restarts, whether empty, from a dump or from an append-only file, is a new process, so everything cached before
+ * the restart is out of sight at once and reads fill again from PostgreSQL. This is what makes "never older than
+ * what was applied" hold across a crash: a dump may hold any older state, and nothing in it can be told fresh.
+ * The connection is ours, not Lettuce's auto-reconnect: a TCP connection cannot outlive the server process, so the
+ * run id read on a connection is valid for every command sent on it, with no window in which a reconnected client
+ * still uses the old namespace. Commands fail fast while Redis is unreachable (callers fall back to PostgreSQL).
  */
 public final class KvCache implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(KvCache.class);
+    private static final long CHECK_MILLIS = 100;
+    private static final long MAX_BACKOFF_MILLIS = 1_000;
+
     /** Sets KEYS[1] to ARGV[2] with PX ARGV[3] unless the cached version is already >= ARGV[1]. */
     static final String GUARDED_SET = """
             local cur = redis.call('GET', KEYS[1])
@@ -46,56 +62,112 @@ public final class KvCache implements AutoCloseable {
             return 1
             """;
 
+    /** One connection to one Redis process, and the key prefix of that process's entries. */
+    private record Session(StatefulRedisConnection<String, String> connection, RedisAsyncCommands<String, String> redis,
+                           String entryPrefix, String runId) {
+        boolean usable() {
+            return connection.isOpen();
+        }
+    }
+
     private final RedisConfig config;
     private final ClientResources resources;
     private final RedisClient client;
-    private final StatefulRedisConnection<String, String> connection;
-    private final RedisAsyncCommands<String, String> redis;
     private final String scriptSha;
+    private final ScheduledExecutorService keeper;
+    private volatile Session session;
+    private long backoffMillis = CHECK_MILLIS;
+    private long nextAttemptNanos;
+    private boolean reportedDown;
 
     public KvCache(RedisConfig config) {
         this.config = config;
-        this.resources = DefaultClientResources.builder()
-                .reconnectDelay(Delay.exponential(Duration.ofMillis(20), Duration.ofSeconds(1), 2, TimeUnit.MILLISECONDS))
-                .build();
+        this.resources = DefaultClientResources.builder().build();
         this.client = RedisClient.create(resources, RedisURI.create(config.uri()));
         client.setOptions(ClientOptions.builder()
-                .autoReconnect(true)
+                .autoReconnect(false)
                 .disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
                 .socketOptions(SocketOptions.builder().connectTimeout(Duration.ofSeconds(2)).keepAlive(true).build())
                 .timeoutOptions(TimeoutOptions.enabled(config.timeout()))
                 .build());
-        this.connection = connectWithRetry(client);
-        this.redis = connection.async();
         this.scriptSha = sha1(GUARDED_SET);
+        this.keeper = Executors.newSingleThreadScheduledExecutor(
+                Thread.ofPlatform().name("kv-redis-connect").daemon(true).factory());
+        try {
+            keeper.submit(this::ensureConnected).get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IllegalStateException(e.getCause());
+        }
+        keeper.scheduleWithFixedDelay(this::ensureConnected, CHECK_MILLIS, CHECK_MILLIS, TimeUnit.MILLISECONDS);
     }
 
-    /** Connects; if Redis is down at start-up, keeps trying in the background (reads fall back meanwhile). */
-    private static StatefulRedisConnection<String, String> connectWithRetry(RedisClient client) {
-        // Lettuce reconnects an established connection by itself; the first connect must succeed once.
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        RuntimeException last = null;
-        while (System.nanoTime() < deadline) {
-            try {
-                return client.connect(StringCodec.UTF8);
-            } catch (RuntimeException e) {
-                last = e;
-                try {
-                    Thread.sleep(500);
-                } catch (InterruptedException ie) {
-                    Thread.currentThread().interrupt();
-                    break;
-                }
+    /** On the keeper thread: opens a new connection (and so a new namespace) whenever the current one closed. */
+    private void ensureConnected() {
+        Session s = session;
+        if (s != null && s.usable()) {
+            return;
+        }
+        long now = System.nanoTime();
+        if (now < nextAttemptNanos) {
+            return;
+        }
+        try {
+            session = open();
+            if (s != null) {
+                s.connection().closeAsync();
+            }
+            backoffMillis = CHECK_MILLIS;
+            if (reportedDown || s != null) {
+                log.info("connected to Redis (run {}); entries cached by an earlier Redis process are not used",
+                        session.runId());
+            }
+            reportedDown = false;
+        } catch (RuntimeException e) {
+            if (!reportedDown) {
+                log.warn("Redis unavailable ({}); reads use PostgreSQL until it is back", e.toString());
+                reportedDown = true;
+            }
+            nextAttemptNanos = now + TimeUnit.MILLISECONDS.toNanos(backoffMillis);
+            backoffMillis = Math.min(backoffMillis * 2, MAX_BACKOFF_MILLIS);
+        }
+    }
+
+    private Session open() {
+        StatefulRedisConnection<String, String> c = client.connect(StringCodec.UTF8);
+        try {
+            String runId = runIdOf(c.sync().info("server"));
+            String generation = runId.length() > 12 ? runId.substring(0, 12) : runId;
+            return new Session(c, c.async(), config.keyPrefix() + "v:" + generation + ":", runId);
+        } catch (RuntimeException e) {
+            c.closeAsync();
+            throw e;
+        }
+    }
+
+    static String runIdOf(String info) {
+        for (String line : info.split("\r?\n")) {
+            if (line.startsWith("run_id:")) {
+                return line.substring("run_id:".length()).trim();
             }
         }
-        throw new IllegalStateException("Redis not reachable at start-up: " + (last == null ? "" : last.getMessage()), last);
+        throw new IllegalStateException("Redis did not report its run_id");
+    }
+
+    private Session current() {
+        Session s = session;
+        if (s == null || !s.usable()) {
+            throw new RedisConnectionException("Redis is not connected");
+        }
+        return s;
     }
 
     /** The cached state of a key: empty on a miss; a tombstone (no value) means "known not to exist". */
     public CompletableFuture<Optional<Entry>> get(String key) {
-        return redis.get(entryKey(key)).toCompletableFuture()
+        return call(s -> s.redis().get(s.entryPrefix() + key).toCompletableFuture()
                 .orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS)
-                .thenApply(s -> s == null ? Optional.<Entry>empty() : Optional.of(CacheCodec.decode(key, s)));
+                .thenApply(v -> v == null ? Optional.<Entry>empty() : Optional.of(CacheCodec.decode(key, v))));
     }
 
     /**
@@ -117,7 +189,14 @@ public final class KvCache implements AutoCloseable {
         } else {
             ttl = config.entryTtl().toMillis();
         }
-        String[] keys = {entryKey(entry.key())};
+        Session s;
+        try {
+            s = current();
+        } catch (RuntimeException e) {
+            return CompletableFuture.failedFuture(e);
+        }
+        RedisAsyncCommands<String, String> redis = s.redis();
+        String[] keys = {s.entryPrefix() + entry.key()};
         String encoded = CacheCodec.encode(toCache);
         String version = Long.toString(entry.version());
         String px = Long.toString(Math.max(1, ttl));
@@ -131,18 +210,34 @@ public final class KvCache implements AutoCloseable {
 
     /** Removes a key from the cache whatever its version (tests and operators; the write path never needs it). */
     public CompletableFuture<Long> evict(String key) {
-        return redis.del(entryKey(key)).toCompletableFuture();
+        return call(s -> s.redis().del(s.entryPrefix() + key).toCompletableFuture());
+    }
+
+    /**
+     * Claims an operation id for a request with this fingerprint, and marks the operation accepted-but-not-applied
+     * (for operation status lookups) for {@code ttl}: sets the mark unless one exists, atomically (SET NX GET).
+     * Completes with the fingerprint already there, or empty when this call set it.
+     */
+    public CompletableFuture<Optional<String>> claim(String operationId, String requestHash, Duration ttl) {
+        return call(s -> s.redis().setGet(pendingKey(operationId), requestHash, SetArgs.Builder.nx().px(ttl.toMillis()))
+                .toCompletableFuture().orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS)
+                .thenApply(Optional::ofNullable));
+    }
+
+    /** Sets an operation's mark to this fingerprint whatever it held (after the operation log proved it). */
+    public CompletableFuture<String> setClaim(String operationId, String requestHash, Duration ttl) {
+        return call(s -> s.redis().psetex(pendingKey(operationId), ttl.toMillis(), requestHash).toCompletableFuture());
     }
 
     /** Notes that an operation was accepted and is not applied yet (for operation status lookups). */
-    public CompletableFuture<String> markPending(String operationId, Duration ttl) {
-        return redis.psetex(pendingKey(operationId), ttl.toMillis(), "1").toCompletableFuture();
+    public CompletableFuture<String> markPending(String operationId, String requestHash, Duration ttl) {
+        return setClaim(operationId, requestHash, ttl);
     }
 
     /** Whether an operation is marked accepted-but-not-applied. */
     public CompletableFuture<Boolean> isPending(String operationId) {
-        return redis.exists(pendingKey(operationId)).toCompletableFuture()
-                .orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS).thenApply(n -> n > 0);
+        return call(s -> s.redis().exists(pendingKey(operationId)).toCompletableFuture()
+                .orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS).thenApply(n -> n > 0));
     }
 
     /** Removes the pending marks of applied operations (best effort: the marks expire anyway). */
@@ -150,14 +245,22 @@ public final class KvCache implements AutoCloseable {
         if (operationIds.isEmpty()) {
             return CompletableFuture.completedFuture(0L);
         }
-        return redis.del(operationIds.stream().map(this::pendingKey).toArray(String[]::new)).toCompletableFuture();
+        return call(s -> s.redis().del(operationIds.stream().map(this::pendingKey).toArray(String[]::new))
+                .toCompletableFuture());
     }
 
-    /** Entries live under {@code <prefix>v:<key>}, pending marks under {@code <prefix>o:<id>}: they never collide. */
-    private String entryKey(String key) {
-        return config.keyPrefix() + "v:" + key;
+    private <T> CompletableFuture<T> call(java.util.function.Function<Session, CompletableFuture<T>> command) {
+        try {
+            return command.apply(current());
+        } catch (RuntimeException e) {
+            return CompletableFuture.failedFuture(e);
+        }
     }
 
+    /**
+     * Entries live under {@code <prefix>v:<redis run>:<key>}, operation marks under {@code <prefix>o:<id>}: they never
+     * collide. Marks are not tied to a Redis run: a mark restored from a dump still names a real request.
+     */
     private String pendingKey(String operationId) {
         return config.keyPrefix() + "o:" + operationId;
     }
@@ -176,7 +279,11 @@ public final class KvCache implements AutoCloseable {
 
     @Override
     public void close() {
-        connection.close();
+        keeper.shutdownNow();
+        Session s = session;
+        if (s != null) {
+            s.connection().close();
+        }
         client.shutdown(Duration.ZERO, Duration.ofSeconds(2));
         resources.shutdown(0, 2, TimeUnit.SECONDS);
     }

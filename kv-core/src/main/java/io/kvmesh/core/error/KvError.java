@@ -8,6 +8,8 @@ public enum KvError {
     NOT_FOUND,
     /** A conditional write met a different version than expected. */
     CONFLICT,
+    /** A request id already named a different write; nothing was changed (a retry must repeat the same write). */
+    REQUEST_ID_REUSED,
     /** A dependency (broker, database) cannot be reached; the request may be retried. */
     UNAVAILABLE,
     /** Anything else; details stay in the server log. */

@@ -75,6 +75,19 @@ public final class OperationPublisher implements AutoCloseable {
                         : e));
     }
 
+    /**
+     * Whether the publisher has an open broker connection, connecting first if it has none (at most every 500 ms):
+     * health checks call this, so a replica reconnects before its next write needs the broker.
+     */
+    public boolean ensureConnected() {
+        try {
+            connection();
+            return true;
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+    }
+
     private Connection connection() throws IOException {
         synchronized (connectionLock) {
             if (closed) {

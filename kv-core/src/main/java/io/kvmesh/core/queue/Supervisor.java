@@ -7,7 +7,9 @@ import java.util.function.BooleanSupplier;
 
 /**
  * The reconnect loop of the processes' broker clients: runs a check-and-repair step every 250 ms while running; when
- * it fails (broker down), logs and retries with exponential back-off up to 5 s.
+ * it fails (broker down), logs and retries with exponential back-off up to 5 s. Nothing a step throws ends the loop
+ * (an Error included: a loop that died silently would leave the process looking alive but deaf); only an interrupt
+ * or {@code running} turning false does.
  */
 public final class Supervisor {
     private static final long TICK_MILLIS = 250;
@@ -34,7 +36,7 @@ public final class Supervisor {
                     TimeUnit.MILLISECONDS.sleep(TICK_MILLIS);
                 } catch (InterruptedException e) {
                     throw e;
-                } catch (Exception e) {
+                } catch (Exception | Error e) {
                     if (!running.getAsBoolean()) {
                         return;
                     }

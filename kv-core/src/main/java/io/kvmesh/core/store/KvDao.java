@@ -17,6 +17,8 @@ import java.util.Optional;
 public interface KvDao {
 
     String COLUMNS = "key, value, version, create_time AS createTime, update_time AS updateTime, expire_time AS expireTime";
+    String OPLOG_COLUMNS = "id, key, kind, version, outcome, reason, request_id AS requestId,"
+            + " request_hash AS requestHash, accept_time AS acceptTime, apply_time AS applyTime";
 
     /** The row of a key, tombstone or expired included; the caller decides visibility. */
     @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key = :key")
@@ -45,8 +47,7 @@ public interface KvDao {
     List<Entry> lockAll(@Bind("keys") String[] keys);
 
     /** The log rows of those of these operation ids that were applied (or rejected) already. */
-    @SqlQuery("SELECT id, key, kind, version, outcome, reason, request_id AS requestId,"
-            + " accept_time AS acceptTime, apply_time AS applyTime FROM kv_oplog WHERE id = ANY(:ids)")
+    @SqlQuery("SELECT " + OPLOG_COLUMNS + " FROM kv_oplog WHERE id = ANY(:ids)")
     @RegisterConstructorMapper(OplogRow.class)
     List<OplogRow> knownOperations(@Bind("ids") String[] ids);
 
@@ -62,11 +63,18 @@ public interface KvDao {
     @SqlUpdate("DELETE FROM kv_oplog WHERE id IN (SELECT id FROM kv_oplog WHERE apply_time < :before LIMIT :limit)")
     int deleteOplogBefore(@Bind("before") java.time.Instant before, @Bind("limit") int limit);
 
-    /** Live entries under a prefix (all keys for "") with at least this version, tombstones included, in key order. */
-    @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key > :after AND starts_with(key, :prefix)"
-            + " AND version >= :minVersion ORDER BY key LIMIT :limit")
+    /**
+     * Entries under a prefix (all keys for "") with at least this version, tombstones included, in key order after
+     * {@code after}: at most {@code limit} rows, and no more rows than fit in {@code maxBytes} of values (the first
+     * row always comes, whatever its size), so a page in memory stays small however large the values are.
+     */
+    @SqlQuery("SELECT key, value, version, createTime, updateTime, expireTime FROM ("
+            + " SELECT p.*, sum(coalesce(octet_length(p.value), 0)) OVER (ORDER BY p.key) AS upto FROM ("
+            + "  SELECT " + COLUMNS + " FROM kv WHERE key > :after AND starts_with(key, :prefix)"
+            + "  AND version >= :minVersion ORDER BY key LIMIT :limit) p) q"
+            + " WHERE upto - coalesce(octet_length(value), 0) < :maxBytes ORDER BY key")
     List<Entry> changedSince(@Bind("prefix") String prefix, @Bind("minVersion") long minVersion,
-                             @Bind("after") String after, @Bind("limit") int limit);
+                             @Bind("after") String after, @Bind("limit") int limit, @Bind("maxBytes") long maxBytes);
 
     /** Writes the final state of each key; one statement per key, sent as one batch. */
     @SqlBatch("INSERT INTO kv (key, value, version, create_time, update_time, expire_time)"
@@ -80,18 +88,17 @@ public interface KvDao {
      * Records operations. No ON CONFLICT: a duplicate id fails the whole transaction, which is
      * the last line of defence against applying an operation twice.
      */
-    @SqlBatch("INSERT INTO kv_oplog (id, key, kind, version, outcome, reason, request_id, accept_time, apply_time)"
-            + " VALUES (:id, :key, :kind, :version, :outcome, :reason, :requestId, :acceptTime, :applyTime)")
+    @SqlBatch("INSERT INTO kv_oplog (id, key, kind, version, outcome, reason, request_id, request_hash, accept_time,"
+            + " apply_time) VALUES (:id, :key, :kind, :version, :outcome, :reason, :requestId, :requestHash,"
+            + " :acceptTime, :applyTime)")
     void insertOplog(@BindMethods Collection<OplogRow> rows);
 
-    @SqlQuery("SELECT id, key, kind, version, outcome, reason, request_id AS requestId,"
-            + " accept_time AS acceptTime, apply_time AS applyTime FROM kv_oplog WHERE id = :id")
+    @SqlQuery("SELECT " + OPLOG_COLUMNS + " FROM kv_oplog WHERE id = :id")
     @RegisterConstructorMapper(OplogRow.class)
     Optional<OplogRow> findOperation(@Bind("id") String id);
 
     /** The operations recorded for a key, in version order (rejected ones last). */
-    @SqlQuery("SELECT id, key, kind, version, outcome, reason, request_id AS requestId,"
-            + " accept_time AS acceptTime, apply_time AS applyTime FROM kv_oplog WHERE key = :key"
+    @SqlQuery("SELECT " + OPLOG_COLUMNS + " FROM kv_oplog WHERE key = :key"
             + " ORDER BY version NULLS LAST, apply_time")
     @RegisterConstructorMapper(OplogRow.class)
     List<OplogRow> operationsOfKey(@Bind("key") String key);

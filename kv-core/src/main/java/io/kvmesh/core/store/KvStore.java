@@ -34,9 +34,13 @@ public final class KvStore {
                 : dao.listPrefix(prefix, prefix + MAX_CHAR, after, limit)));
     }
 
-    /** Entries under {@code prefix} with version >= {@code minVersion}, tombstones included, after {@code after}. */
-    public List<Entry> changedSince(String prefix, long minVersion, String after, int limit) {
-        return call(() -> jdbi.withExtension(KvDao.class, dao -> dao.changedSince(prefix, minVersion, after, limit)));
+    /**
+     * Entries under {@code prefix} with version >= {@code minVersion}, tombstones included, after {@code after}: at
+     * most {@code limit} rows holding about {@code maxBytes} of values (always at least one row if any is left).
+     */
+    public List<Entry> changedSince(String prefix, long minVersion, String after, int limit, long maxBytes) {
+        return call(() -> jdbi.withExtension(KvDao.class,
+                dao -> dao.changedSince(prefix, minVersion, after, limit, maxBytes)));
     }
 
     public Optional<OplogRow> findOperation(String id) {

@@ -5,6 +5,7 @@ import io.kvmesh.core.config.Env;
 import io.kvmesh.core.config.Limits;
 import io.kvmesh.core.config.PostgresConfig;
 import io.kvmesh.core.config.RedisConfig;
+import io.kvmesh.service.watch.WatchLimits;
 
 import java.time.Duration;
 
@@ -19,12 +20,12 @@ import java.time.Duration;
  * @param startupTimeout  how long to wait for PostgreSQL at start-up
  * @param syncTimeout     longest a SYNC write waits for its apply before answering "queued" (the call's deadline,
  *                        if sooner, wins)
- * @param watchBuffer     events a Watch stream may have waiting before it is closed as too slow
+ * @param watch           what Watch streams may hold back, and their progress interval
  * @param pendingMarkTtl  how long an accepted operation is reported PENDING if it is never applied
  */
 public record ServiceConfig(String bindAddress, int port, int workerThreads, int publisherLanes, Duration shutdownGrace,
-                            Duration startupTimeout, Duration syncTimeout, int watchBuffer, Duration pendingMarkTtl, PostgresConfig postgres, RedisConfig redis, AmqpConfig amqp,
-                            Limits limits) {
+                            Duration startupTimeout, Duration syncTimeout, WatchLimits watch, Duration pendingMarkTtl, PostgresConfig postgres,
+                            RedisConfig redis, AmqpConfig amqp, Limits limits) {
 
     public static ServiceConfig from(Env env) {
         return new ServiceConfig(
@@ -35,7 +36,7 @@ public record ServiceConfig(String bindAddress, int port, int workerThreads, int
                 env.millis("KVMESH_SHUTDOWN_GRACE_MS", 10_000),
                 env.millis("KVMESH_STARTUP_TIMEOUT_MS", 60_000),
                 env.millis("KVMESH_SYNC_TIMEOUT_MS", 5_000),
-                env.integer("KVMESH_WATCH_BUFFER", 10_000, 1, 10_000_000),
+                WatchLimits.from(env),
                 env.millis("KVMESH_PENDING_MARK_TTL_MS", 6 * 3600 * 1000),
                 PostgresConfig.from(env),
                 RedisConfig.from(env),

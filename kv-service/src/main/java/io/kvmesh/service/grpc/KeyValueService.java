@@ -96,21 +96,14 @@ public final class KeyValueService extends KeyValueGrpc.KeyValueImplBase {
             observer.onError(StatusMapper.toStatus(e));
             return;
         }
-        Watcher watcher = watchers.register(request.getPrefix(), request.getStartVersion(),
-                (ServerCallStreamObserver<WatchResponse>) observer);
-        if (request.getStartVersion() == 0) {
-            watcher.resume();
-            return;
-        }
-        reads.changedSince(request.getPrefix(), request.getStartVersion(),
-                        entry -> watcher.sendCatchUp(ProtoMapper.toCatchUp(entry, Instant.now())))
-                .whenComplete((done, error) -> {
-                    if (error != null) {
-                        watcher.fail(StatusMapper.toStatus(error).getStatus());
-                    } else {
-                        watcher.resume();
-                    }
-                });
+        Watcher.CatchUp catchUp = request.getStartVersion() == 0 ? null
+                : after -> reads.changedSince(request.getPrefix(), request.getStartVersion(), after)
+                        .thenApply(rows -> {
+                            Instant now = Instant.now();
+                            return rows.stream().map(e -> ProtoMapper.toCatchUp(e, now)).toList();
+                        });
+        watchers.register(request.getPrefix(), request.getStartVersion(), request.getProgressNotify(),
+                (ServerCallStreamObserver<WatchResponse>) observer, catchUp);
     }
 
     @Override

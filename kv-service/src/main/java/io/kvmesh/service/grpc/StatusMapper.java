@@ -29,6 +29,7 @@ public final class StatusMapper {
                 case INVALID_ARGUMENT -> Status.INVALID_ARGUMENT;
                 case NOT_FOUND -> Status.NOT_FOUND;
                 case CONFLICT -> Status.ABORTED;
+                case REQUEST_ID_REUSED -> Status.FAILED_PRECONDITION;
                 case UNAVAILABLE -> Status.UNAVAILABLE;
                 case INTERNAL -> Status.INTERNAL;
             };

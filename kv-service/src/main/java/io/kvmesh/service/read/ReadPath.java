@@ -15,7 +15,6 @@ import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Consumer;
 
 /**
  * Reads: Redis first; on a miss (or when Redis does not answer in time) PostgreSQL, then a version-guarded cache fill.
@@ -28,7 +27,9 @@ public final class ReadPath {
     private final KvStore store;
     private final Executor dbExecutor;
     private final Clock clock;
-    private static final int CATCH_UP_PAGE = 500;
+    /** A catch-up page: few enough rows and bytes that a slow watcher holding one costs little memory. */
+    private static final int CATCH_UP_PAGE_ROWS = 500;
+    private static final long CATCH_UP_PAGE_BYTES = 1 << 20;
 
     private final AtomicLong cacheFailures = new AtomicLong();
 
@@ -94,21 +95,12 @@ public final class ReadPath {
     }
 
     /**
-     * Sends the current state of every key under {@code prefix} whose version is at least {@code minVersion}
-     * (tombstones included), page by page in key order, to {@code sink}.
+     * One page of a Watch catch-up: the current state of keys under {@code prefix} after {@code after} whose version
+     * is at least {@code minVersion} (tombstones included), in key order; empty when there are no more.
      */
-    public CompletableFuture<Void> changedSince(String prefix, long minVersion, Consumer<Entry> sink) {
-        return CompletableFuture.runAsync(() -> {
-            String after = "";
-            while (true) {
-                List<Entry> page = store.changedSince(prefix, minVersion, after, CATCH_UP_PAGE);
-                page.forEach(sink);
-                if (page.size() < CATCH_UP_PAGE) {
-                    return;
-                }
-                after = page.getLast().key();
-            }
-        }, dbExecutor);
+    public CompletableFuture<List<Entry>> changedSince(String prefix, long minVersion, String after) {
+        return CompletableFuture.supplyAsync(
+                () -> store.changedSince(prefix, minVersion, after, CATCH_UP_PAGE_ROWS, CATCH_UP_PAGE_BYTES), dbExecutor);
     }
 
     private ReadResult liveOrNotFound(Entry entry, String source) {

@@ -77,12 +77,21 @@ public final class EventSubscriber implements AutoCloseable {
                 } catch (InvalidProtocolBufferException e) {
                     log.warn("ignoring an undecodable event batch: {}", e.getMessage());
                 } catch (RuntimeException e) {
+                    // one bad event must not end the subscription (the client library would close the channel)
                     log.error("event handling failed", e);
                 }
             }
         });
         channel = ch;
         log.info("subscribed to change events");
+    }
+
+    /** Drops the connection without closing it cleanly, as a crash or a network failure would (tests). */
+    public void abortConnection() {
+        Connection c = connection;
+        if (c != null) {
+            c.abort();
+        }
     }
 
     @Override

@@ -1,15 +1,14 @@
 package io.kvmesh.service.write;
 
-import io.kvmesh.core.cache.KvCache;
 import io.kvmesh.core.error.KvError;
 import io.kvmesh.core.error.KvException;
 import io.kvmesh.core.queue.OperationCodec;
 import io.kvmesh.core.queue.OperationPublisher;
+import io.kvmesh.core.queue.RequestHash;
 import io.kvmesh.queue.v1.ChangeEvent;
 import io.kvmesh.queue.v1.Operation;
 
 import java.time.Clock;
-import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -22,16 +21,13 @@ import java.util.concurrent.TimeUnit;
 public final class WritePath {
     private final OperationPublisher publisher;
     private final SyncWaiters waiters;
-    private final KvCache cache;
-    private final Duration pendingMarkTtl;
+    private final RequestIdCheck requestIds;
     private final Clock clock;
 
-    public WritePath(OperationPublisher publisher, SyncWaiters waiters, KvCache cache, Duration pendingMarkTtl,
-                     Clock clock) {
+    public WritePath(OperationPublisher publisher, SyncWaiters waiters, RequestIdCheck requestIds, Clock clock) {
         this.publisher = publisher;
         this.waiters = waiters;
-        this.cache = cache;
-        this.pendingMarkTtl = pendingMarkTtl;
+        this.requestIds = requestIds;
         this.clock = clock;
     }
 
@@ -40,11 +36,12 @@ public final class WritePath {
         if (request.ttl() != null && !request.ttl().isZero()) {
             op.setTtlMillis(request.ttl().toMillis());
         }
-        return write(op.build(), request);
+        return write(op.setRequestHash(RequestHash.of(op)).build(), request);
     }
 
     public CompletableFuture<WriteOutcome> delete(WriteRequest request) {
-        return write(base(request).setKind(Operation.Kind.DELETE).build(), request);
+        Operation.Builder op = base(request).setKind(Operation.Kind.DELETE);
+        return write(op.setRequestHash(RequestHash.of(op)).build(), request);
     }
 
     private Operation.Builder base(WriteRequest request) {
@@ -63,9 +60,9 @@ public final class WritePath {
     private CompletableFuture<WriteOutcome> write(Operation op, WriteRequest request) {
         String id = op.getId();
         CompletableFuture<ChangeEvent> applied = request.sync() ? waiters.register(id) : null;
-        // the mark goes out before the publish on the shared connection, so the applier's clear comes after it
-        cache.markPending(id, pendingMarkTtl).exceptionally(e -> null);
-        CompletableFuture<Void> confirmed = publisher.publish(op);
+        // the operation's mark is set (or its request id checked) before the publish, so the applier's clear of
+        // the mark comes after it
+        CompletableFuture<Void> confirmed = requestIds.admit(op).thenCompose(v -> publisher.publish(op));
         if (applied == null) {
             return confirmed.thenApply(v -> new WriteOutcome(WriteOutcome.QUEUED, id, 0));
         }

@@ -1,0 +1,63 @@
+package io.kvmesh.service;
+
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.kvmesh.api.v1.KeyValueGrpc;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.function.BooleanSupplier;
+
+/**
+ * Keeps the replica's gRPC health true to what it can do: SERVING only while it can publish writes (a broker
+ * connection) and receive change events (the subscription SYNC writes and Watch depend on). Envoy's health checks
+ * then route away from a replica that cannot do its job, and back once it can. Reads alone do not make a replica
+ * healthy: when every replica is unhealthy (a broker outage), Envoy's panic routing still sends them reads.
+ */
+final class HealthMonitor implements Runnable {
+    private static final Logger log = LoggerFactory.getLogger(HealthMonitor.class);
+
+    private final HealthStatusManager health;
+    private final BooleanSupplier canPublish;
+    private final BooleanSupplier receivesEvents;
+    private volatile boolean stopped;
+    private Boolean serving;
+
+    HealthMonitor(HealthStatusManager health, BooleanSupplier canPublish, BooleanSupplier receivesEvents) {
+        this.health = health;
+        this.canPublish = canPublish;
+        this.receivesEvents = receivesEvents;
+    }
+
+    @Override
+    public synchronized void run() {
+        if (stopped) {
+            return;
+        }
+        boolean publish = canPublish.getAsBoolean();
+        boolean events = receivesEvents.getAsBoolean();
+        boolean now = publish && events;
+        if (serving == null || serving != now) {
+            ServingStatus status = now ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+            health.setStatus("", status);
+            health.setStatus(KeyValueGrpc.SERVICE_NAME, status);
+            if (now) {
+                log.info("health: SERVING");
+            } else {
+                log.warn("health: NOT_SERVING (broker connection for writes: {}, change events: {})",
+                        publish ? "up" : "down", events ? "subscribed" : "not subscribed");
+            }
+            serving = now;
+        }
+    }
+
+    /** Whether the last check found the replica able to serve. */
+    synchronized boolean serving() {
+        return Boolean.TRUE.equals(serving);
+    }
+
+    /** No more changes: the server is shutting down and health is in its terminal state. */
+    synchronized void stop() {
+        stopped = true;
+    }
+}
