@@ -19,15 +19,29 @@ class ApiError extends Error {
   }
 }
 
+// Every write carries an Idempotency-Key, and a write whose answer was lost (no connection, 502/503/504) is sent
+// again with the same key: the server applies it once, and the retry answers with the first one's outcome.
+const WRITE_ATTEMPTS = 3;
+
+function newRequestId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), b => b.toString(16).padStart(2, '0')).join('');
+}
+
 async function api(method, path, body) {
+  const write = method === 'PUT' || method === 'DELETE';
+  const headers = { Accept: 'application/json' };
+  if (body) headers['Content-Type'] = 'application/json';
+  if (write) headers['Idempotency-Key'] = newRequestId();
   let res;
-  try {
-    res = await fetch(path, {
-      method, headers: body ? { 'Content-Type': 'application/json', Accept: 'application/json' } : { Accept: 'application/json' },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-  } catch (e) {
-    throw new ApiError(0, { message: 'cannot reach the server (' + e.message + ')' });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      res = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+      if (!(write && [502, 503, 504].includes(res.status) && attempt < WRITE_ATTEMPTS)) break;
+    } catch (e) {
+      if (!write || attempt >= WRITE_ATTEMPTS) throw new ApiError(0, { message: 'cannot reach the server (' + e.message + ')' });
+    }
+    await new Promise(r => setTimeout(r, 250 * attempt));
   }
   const text = await res.text();
   let json = null;

@@ -31,9 +31,7 @@ final class DelCommand implements Callable<Integer> {
         if (write.expectVersion != null) {
             req.setExpectedVersion(write.expectVersion);
         }
-        if (write.requestId != null) {
-            req.setRequestId(write.requestId);
-        }
+        req.setRequestId(write.requestId());
         DeleteResponse resp = root.blocking().delete(req.build());
         WriteOptions.print(root, spec, resp, key, resp.getStatus(), resp.getOperationId(), resp.getVersion());
         return ExitCodes.OK;

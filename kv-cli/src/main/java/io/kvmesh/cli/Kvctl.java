@@ -14,6 +14,8 @@ import picocli.CommandLine.Spec;
 import java.io.InputStream;
 import java.io.PrintWriter;
 import java.time.Duration;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
@@ -191,8 +193,24 @@ public final class Kvctl implements Callable<Integer> {
                 .usePlaintext()
                 .maxInboundMessageSize(64 << 20)
                 .userAgent("kvctl")
+                .defaultServiceConfig(RETRY_UNAVAILABLE)
+                .enableRetry()
                 .build();
     }
+
+    /**
+     * gRPC's own retry policy: a call that fails UNAVAILABLE (no connection, a replica going away, the broker briefly
+     * down) is tried again, up to 3 times with back-off. Safe for writes because every kvctl write carries a request
+     * id: a retry of a write whose answer was lost is applied once and answers with the first outcome.
+     */
+    static final Map<String, ?> RETRY_UNAVAILABLE = Map.of("methodConfig", List.of(Map.of(
+            "name", List.of(Map.of("service", KeyValueGrpc.SERVICE_NAME)),
+            "retryPolicy", Map.of(
+                    "maxAttempts", 3.0,
+                    "initialBackoff", "0.2s",
+                    "maxBackoff", "1s",
+                    "backoffMultiplier", 2.0,
+                    "retryableStatusCodes", List.of("UNAVAILABLE")))));
 
     /** Version from the jar manifest (the Maven project version). */
     static final class Version implements CommandLine.IVersionProvider {

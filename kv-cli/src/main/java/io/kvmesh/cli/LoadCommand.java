@@ -26,6 +26,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Locale;
+import java.util.UUID;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.Semaphore;
@@ -99,6 +100,7 @@ final class LoadCommand implements java.util.concurrent.Callable<Integer> {
             ticker.scheduleAtFixedRate(() -> progress.render(written.get() + failed.get(), System.nanoTime() - t0, false),
                     200, root.stderrIsTerminal() ? 200 : 1000, TimeUnit.MILLISECONDS);
         }
+        String runId = "kvctl-load-" + UUID.randomUUID();
         try (reader) {
             String line;
             long lineNo = 0;
@@ -110,7 +112,8 @@ final class LoadCommand implements java.util.concurrent.Callable<Integer> {
                 lines.incrementAndGet();
                 PutRequest req;
                 try {
-                    req = parse(line, sync);
+                    // one request id per line, so the channel's retries of a line apply it once
+                    req = parse(line, sync).toBuilder().setRequestId(runId + ":" + lineNo).build();
                 } catch (IllegalArgumentException e) {
                     failed.incrementAndGet();
                     firstFailure.compareAndSet(null, ExitCodes.USAGE);

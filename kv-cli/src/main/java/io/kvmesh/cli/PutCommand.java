@@ -49,9 +49,7 @@ final class PutCommand implements Callable<Integer> {
         if (write.expectVersion != null) {
             req.setExpectedVersion(write.expectVersion);
         }
-        if (write.requestId != null) {
-            req.setRequestId(write.requestId);
-        }
+        req.setRequestId(write.requestId());
         PutResponse resp = root.blocking().put(req.build());
         WriteOptions.print(root, spec, resp, key, resp.getStatus(), resp.getOperationId(), resp.getVersion());
         return ExitCodes.OK;

@@ -7,6 +7,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 
 import java.io.PrintWriter;
+import java.util.UUID;
 
 /** The options every write takes (put and del share them as a picocli mixin), and how a write's answer is printed. */
 final class WriteOptions {
@@ -15,8 +16,18 @@ final class WriteOptions {
     @Option(names = "--expect-version", paramLabel = "N",
             description = "write only if the key's version is N (0 = only if the key does not exist)")
     Long expectVersion;
-    @Option(names = "--request-id", paramLabel = "ID", description = "idempotency key: retries with the same id apply once")
+    @Option(names = "--request-id", paramLabel = "ID",
+            description = "idempotency key: retries with the same id apply once (default: a new random id, so kvctl's"
+                    + " own retries after a lost answer never apply a write twice)")
     String requestId;
+
+    /** The request id to send: the given one, else a new random one (every write carries one). */
+    String requestId() {
+        if (requestId == null) {
+            requestId = "kvctl-" + UUID.randomUUID();
+        }
+        return requestId;
+    }
 
     WriteMode mode() {
         return sync ? WriteMode.SYNC : WriteMode.ASYNC;

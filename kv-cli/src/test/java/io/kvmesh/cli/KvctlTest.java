@@ -98,6 +98,10 @@ class KvctlTest {
         assertThat(r.code()).isZero();
         PutRequest sent = fake.puts.getFirst();
         assertThat(sent.getMode()).isEqualTo(WriteMode.ASYNC);
+        // every write carries a request id, so a retry after a lost answer applies it once
+        assertThat(sent.getRequestId()).startsWith("kvctl-");
+        kvctl("put", "k", "v");
+        assertThat(fake.puts.get(1).getRequestId()).startsWith("kvctl-").isNotEqualTo(sent.getRequestId());
         assertThat(sent.hasExpectedVersion()).isFalse();
         assertThat(sent.hasTtl()).isFalse();
         assertThat(r.out()).containsPattern("status\\s+queued").contains("kvctl op ");
