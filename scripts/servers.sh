@@ -5,7 +5,7 @@
 #   scripts/servers.sh install                     install missing server packages (apt); no-op if present
 #   scripts/servers.sh start RUN_DIR               start all three, write RUN_DIR/servers.env
 #   scripts/servers.sh stop RUN_DIR                stop all three (idempotent, bounded, never fails if stopped)
-#   scripts/servers.sh ctl RUN_DIR PART ACTION     PART = redis|postgres|rabbitmq, ACTION = stop|start|status
+#   scripts/servers.sh ctl RUN_DIR PART ACTION     PART = redis|postgres|rabbitmq, ACTION = stop|start|status (redis: kill = kill -9)
 #   scripts/servers.sh env RUN_DIR                 print RUN_DIR/servers.env
 #   scripts/servers.sh status RUN_DIR              one line per part; exit 0 only if all three are up
 #   scripts/servers.sh rabbitmqctl RUN_DIR ARGS..  run rabbitmqctl against this run's node
@@ -642,12 +642,13 @@ cmd_stop() {
 cmd_ctl() {
   [ $# -ge 3 ] || usage
   set_run_dir "$1"
-  local part="$2" action="$3" t0
+  local part="$2" action="$3" t0 p
   lock_run_dir
   require_state
   t0=$(now_ms)
   case "$part:$action" in
     redis:stop)       redis_stop save ;;
+    redis:kill)       p="$(redis_pid)"; [ -z "$p" ] || { kill -KILL "$p"; wait_gone 10 "$p"; } ;;
     redis:start)      redis_start || die "redis did not start" ;;
     postgres:stop)    pg_stop ;;
     postgres:start)   pg_start || die "postgres did not start" ;;
@@ -656,7 +657,7 @@ cmd_ctl() {
     redis:status)     redis_ping && echo up || { echo down; return 3; } ;;
     postgres:status)  [ -n "$(pg_pid)" ] && pg_ready && echo up || { echo down; return 3; } ;;
     rabbitmq:status)  port_open "$AMQP_PORT" && [ -n "$(rmq_pids)" ] && echo up || { echo down; return 3; } ;;
-    *) die "usage: $(basename "$SELF") ctl RUN_DIR redis|postgres|rabbitmq stop|start|status" ;;
+    *) die "usage: $(basename "$SELF") ctl RUN_DIR redis|postgres|rabbitmq stop|start|status (redis also kill: kill -9, the dump stays)" ;;
   esac
   [ "$action" = status ] || log "ctl $part $action done in $(elapsed "$t0")"
 }
