@@ -4,6 +4,11 @@
 # Usage:
 #   scripts/servers.sh install                     install missing server packages (apt); no-op if present
 #   scripts/servers.sh start RUN_DIR               start all three, write RUN_DIR/servers.env
+#   scripts/servers.sh prepare RUN_DIR             start nothing: pick ports, create the data folders (initdb with the
+#                                                  kvmesh role and database, RabbitMQ folders owned by rabbitmq) and
+#                                                  write RUN_DIR/servers.env; then a supervisor runs each with `run`
+#   scripts/servers.sh run RUN_DIR PART            PART = postgres|redis|rabbitmq: clear what a crash of it left behind,
+#                                                  then become that server in the foreground (./start.sh's supervisord)
 #   scripts/servers.sh stop RUN_DIR                stop all three (idempotent, bounded, never fails if stopped)
 #   scripts/servers.sh ctl RUN_DIR PART ACTION     PART = redis|postgres|rabbitmq, ACTION = stop|start|status (redis: kill = kill -9)
 #   scripts/servers.sh env RUN_DIR                 print RUN_DIR/servers.env
@@ -333,14 +338,22 @@ pg_pid() {
 
 pg_ready() { pg psql -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres -XqAtc 'select 1' </dev/null >/dev/null 2>&1; }
 
+# initdb, then the kvmesh role and database in single-user mode (no server, no port needed), in a scratch folder
+# renamed into place at the end: a data folder either exists complete or not at all.
 pg_init() {
   [ -s "$PG_DATA/PG_VERSION" ] && return 0
+  local scratch="$PG_DIR/data.init"
   log "postgres: initdb $PG_DATA"
-  pg initdb -D "$PG_DATA" -U postgres --auth=trust --encoding=UTF8 --locale=C --no-sync \
+  rm -rf "$scratch"
+  pg initdb -D "$scratch" -U postgres --auth=trust --encoding=UTF8 --locale=C --no-sync \
     </dev/null >>"$LOGS/postgres-initdb.log" 2>&1 || { tail_log postgres "$LOGS/postgres-initdb.log"; return 1; }
-  cat >>"$PG_DATA/postgresql.conf" <<'EOF'
+  printf '%s\n' "CREATE ROLE kvmesh LOGIN CREATEDB PASSWORD 'kvmesh'" \
+    "CREATE DATABASE kvmesh OWNER kvmesh ENCODING 'UTF8'" |
+    pg postgres --single -D "$scratch" -c listen_addresses= -c exit_on_error=on postgres \
+      >>"$LOGS/postgres-initdb.log" 2>&1 || { tail_log postgres "$LOGS/postgres-initdb.log"; return 1; }
+  cat >>"$scratch/postgresql.conf" <<'EOF'
 
-# ---- kvmesh throwaway server (scripts/servers.sh); port and socket dir are passed by pg_ctl -o ----
+# ---- kvmesh throwaway server (scripts/servers.sh); port and socket dir are passed on the command line ----
 listen_addresses = '127.0.0.1'
 max_connections = 200
 fsync = on
@@ -352,6 +365,11 @@ log_timezone = 'UTC'
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = -1
 EOF
+  mv "$scratch" "$PG_DATA"
+}
+
+pg_server_args() {  # PG_ARGS: what the server is started with, by pg_ctl (start) and in the foreground (run)
+  PG_ARGS=(-p "$PG_PORT" -k "$PG_SOCK" -c listen_addresses=127.0.0.1)
 }
 
 # After a crash (postmaster killed), postgres refuses to start while postmaster.pid names a pid that still
@@ -378,23 +396,12 @@ pg_start() {
   fi
   pg_clear_stale
   log "starting postgres on 127.0.0.1:$PG_PORT"
+  pg_server_args
   as_user_cmd postgres "$PG_DIR" -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOGS/postgres.log" -w -t "$START_TIMEOUT" \
-    -o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1" start
+    -o "${PG_ARGS[*]}" start
   spawn "$LOGS/postgres-ctl.log" "${AS_USER_CMD[@]}" || { tail_log postgres "$LOGS/postgres-ctl.log" "$LOGS/postgres.log"; return 1; }
   for i in $(seq 1 50); do pg_ready && return 0; sleep 0.1; done
   tail_log postgres "$LOGS/postgres.log"; return 1
-}
-
-pg_create_db() {
-  pg psql -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres -XqAt -v ON_ERROR_STOP=1 >>"$LOGS/postgres-ctl.log" 2>&1 <<'SQL' || { tail_log postgres "$LOGS/postgres-ctl.log"; return 1; }
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kvmesh') THEN
-    CREATE ROLE kvmesh LOGIN CREATEDB PASSWORD 'kvmesh';
-  END IF;
-END $$;
-SELECT 'CREATE DATABASE kvmesh OWNER kvmesh ENCODING ''UTF8'''
- WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kvmesh') \gexec
-SQL
 }
 
 pg_stop() {
@@ -421,13 +428,18 @@ redis_pid() {
 
 redis_ping() { [ "$(timeout 3 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
 
+redis_server_args() {  # REDIS_ARGS: the server's options, daemonized (start) or in the foreground (run)
+  REDIS_ARGS=(--port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes --dir "$REDIS_DIR" --dbfilename dump.rdb
+    --save "" --appendonly no --pidfile "$REDIS_PIDFILE" --logfile "$LOGS/redis.log")
+}
+
 redis_start() {
   if [ -n "$(redis_pid)" ] && redis_ping; then log "redis: already running on 127.0.0.1:$REDIS_PORT"; return 0; fi
   log "starting redis on 127.0.0.1:$REDIS_PORT$([ -s "$REDIS_DIR/dump.rdb" ] && echo " (loading dump.rdb)")"
   rm -f "$REDIS_PIDFILE"
-  spawn "$LOGS/redis-console.log" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes \
-    --dir "$REDIS_DIR" --dbfilename dump.rdb --save "" --appendonly no \
-    --pidfile "$REDIS_PIDFILE" --logfile "$LOGS/redis.log" --daemonize yes || { tail_log redis "$LOGS/redis-console.log" "$LOGS/redis.log"; return 1; }
+  redis_server_args
+  spawn "$LOGS/redis-console.log" redis-server "${REDIS_ARGS[@]}" --daemonize yes ||
+    { tail_log redis "$LOGS/redis-console.log" "$LOGS/redis.log"; return 1; }
   local end=$(( $(now_ms) + START_TIMEOUT * 1000 )) p
   while [ "$(now_ms)" -lt "$end" ]; do
     redis_ping && return 0
@@ -484,6 +496,11 @@ rmq_pids() {  # beam.smp + wrapper processes of this node
   run_procs | awk '$2=="beam.smp" || $2=="rabbitmq-server" || $2=="erl_child_setup" || $2=="inet_gethost" {print $1}'
 }
 
+rmq_server_cmd() {  # AS_USER_CMD: the broker in the foreground as the rabbitmq user (run it from $RMQ_DIR)
+  rmq_env
+  as_user_cmd rabbitmq "$RMQ_HOME" "${RMQ_ENV[@]}" -- "$RMQ_BIN/rabbitmq-server"
+}
+
 rmq_launch() {
   if [ -n "$(rmq_pids)" ]; then
     if port_open "$AMQP_PORT"; then log "rabbitmq: already running ($RABBIT_NODE)"; RMQ_ALREADY=1; return 0; fi
@@ -495,9 +512,8 @@ rmq_launch() {
   log "starting rabbitmq on 127.0.0.1:$AMQP_PORT (node $RABBIT_NODE, dist port $DIST_PORT)"
   rm -f "$RMQ_PIDFILE"
   RMQ_LOG_OFFSET=$(stat -c %s "$LOGS/rabbitmq/$RABBIT_NODE.log" 2>/dev/null || echo 0)
-  rmq_env
+  rmq_server_cmd
   # Foreground mode in a background session (instead of -detached) so early boot errors land in the console log.
-  as_user_cmd rabbitmq "$RMQ_HOME" "${RMQ_ENV[@]}" -- "$RMQ_BIN/rabbitmq-server"
   (cd "$RMQ_DIR" && close_extra_fds && exec setsid "${AS_USER_CMD[@]}") \
     </dev/null >>"$LOGS/rabbitmq-console.log" 2>&1 &
   RMQ_LAUNCHER=$!
@@ -553,18 +569,9 @@ require_state() {
   PG_BIN="$(pg_bindir)"; RMQ_BIN="$(rabbit_bin)"
 }
 
-cmd_start() {
-  set_run_dir "${1:-}"
-  have_all || die "server binaries missing; run: $SELF install"
-  lock_run_dir
-  local t0 t
-  t0=$(now_ms)
-  PG_BIN="$(pg_bindir)"; RMQ_BIN="$(rabbit_bin)"
-  if load_state; then
-    if [ -n "$(run_procs)" ]; then die "servers of $RUN_DIR are already running; stop them first ($SELF stop $RUN_DIR)"; fi
-    log "reusing data in $RUN_DIR (node $RABBIT_NODE)"
-  fi
-  rm -f "$ENV_FILE"
+# Ports (free ones unless pinned by KVMESH_*_PORT), the RabbitMQ node name (kept across starts) and the folders;
+# writes servers.state, from which `stop` can clean up, even after a failed start.
+choose_ports_and_folders() {
   local ports=() portline
   portline="$(free_ports 4)" || die "could not find free ports"
   read -r -a ports <<<"$portline"
@@ -584,7 +591,26 @@ cmd_start() {
     RABBIT_NODE="kvmesh-${tag}-$(printf '%04x%04x' $RANDOM $RANDOM)@localhost"
   fi
   prepare_dirs
-  write_state   # from here on `stop` can clean up, even after a failed start
+  write_state
+}
+
+claim_run_dir() {  # the start of `start` and `prepare`: the lock, the tools, no servers of this run folder running
+  set_run_dir "${1:-}"
+  have_all || die "server binaries missing; run: $SELF install"
+  lock_run_dir
+  PG_BIN="$(pg_bindir)"; RMQ_BIN="$(rabbit_bin)"
+  if load_state; then
+    if [ -n "$(run_procs)" ]; then die "servers of $RUN_DIR are already running; stop them first ($SELF stop $RUN_DIR)"; fi
+    log "reusing data in $RUN_DIR (node $RABBIT_NODE)"
+  fi
+}
+
+cmd_start() {
+  local t0 t
+  t0=$(now_ms)
+  claim_run_dir "${1:-}"
+  rm -f "$ENV_FILE"
+  choose_ports_and_folders
 
   fail() {
     log "FAILED to start $1; stopping what was started"
@@ -596,7 +622,7 @@ cmd_start() {
   trap 'interrupted 143' TERM
   # RabbitMQ boots slowest: launch it first, prepare postgres and redis meanwhile.
   rmq_launch || fail rabbitmq
-  t=$(now_ms); pg_init || fail postgres; pg_start || fail postgres; pg_create_db || fail postgres
+  t=$(now_ms); pg_init || fail postgres; pg_start || fail postgres
   log "postgres ready on 127.0.0.1:$PG_PORT ($(elapsed "$t"))"
   t=$(now_ms); redis_start || fail redis
   log "redis ready on 127.0.0.1:$REDIS_PORT ($(elapsed "$t"))"
@@ -605,6 +631,42 @@ cmd_start() {
   write_env
   trap - INT TERM
   log "all servers up in $(elapsed "$t0"); env: $ENV_FILE"
+}
+
+cmd_prepare() {
+  claim_run_dir "${1:-}"
+  choose_ports_and_folders
+  pg_init || die "postgres: initdb failed"
+  write_env
+}
+
+# Becomes the server PART in the foreground (exec), for a supervisor that restarts it whenever it exits. First clears
+# what a crash of the previous instance left: a stale postmaster.pid and orphaned backends, broker processes of this
+# node. Takes no lock (a supervisor may call it at any time) and keeps the supervisor's process group.
+cmd_run() {
+  [ $# -eq 2 ] || usage
+  set_run_dir "$1"
+  require_state
+  case "$2" in
+    postgres)
+      pg_clear_stale
+      pg_server_args
+      as_user_cmd postgres "$PG_DIR" -- "$PG_BIN/postgres" -D "$PG_DATA" "${PG_ARGS[@]}"
+      exec "${AS_USER_CMD[@]}" ;;
+    redis)
+      redis_server_args
+      exec redis-server "${REDIS_ARGS[@]}" --daemonize no ;;
+    rabbitmq)
+      local left
+      left="$(rmq_pids | tr '\n' ' ')"
+      # shellcheck disable=SC2086
+      if [ -n "${left// /}" ]; then kill_hard "rabbitmq (left from a crash)" $left || true; fi
+      rm -f "$RMQ_PIDFILE"
+      rmq_server_cmd
+      cd "$RMQ_DIR"
+      exec "${AS_USER_CMD[@]}" ;;
+    *) die "usage: $(basename "$SELF") run RUN_DIR postgres|redis|rabbitmq" ;;
+  esac
 }
 
 do_stop() {  # stops everything in RUN_DIR (state may be partial)
@@ -684,6 +746,8 @@ main() {
   case "$cmd" in
     install)     cmd_install ;;
     start)       cmd_start "$@" ;;
+    prepare)     cmd_prepare "$@" ;;
+    run)         cmd_run "$@" ;;
     stop)        cmd_stop "$@" ;;
     ctl)         cmd_ctl "$@" ;;
     env)         cmd_env "$@" ;;
