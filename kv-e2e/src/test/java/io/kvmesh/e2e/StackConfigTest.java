@@ -170,6 +170,69 @@ class StackConfigTest {
     }
 
     @Test
+    void compose_everyServiceRestartsByItself_andHasAHealthcheck() {
+        services.forEach((name, def) -> {
+            Map<String, Object> s = (Map<String, Object>) def;
+            assertThat(String.valueOf(s.get("restart"))).as("restart policy of %s", name)
+                    .matches("unless-stopped|always|on-failure(:\\d+)?");
+            assertThat(s).as("%s has a healthcheck", name).containsKey("healthcheck");
+        });
+    }
+
+    /** The consumer's health comes from its own endpoint in both modes, on the port its variable names. */
+    @Test
+    void consumerHealth_isItsOwnEndpoint_inComposeAndNativeMode() throws IOException {
+        String port = env("kv-consumer").get("KVMESH_CONSUMER_HTTP_PORT");
+        assertThat(port).as("KVMESH_CONSUMER_HTTP_PORT of kv-consumer").matches("\\d+");
+        String check = String.valueOf(((Map<String, Object>) service("kv-consumer").get("healthcheck")).get("test"));
+        assertThat(check).contains("127.0.0.1/" + port, "GET /healthz", " 200 ");
+        assertThat(Files.readString(root.resolve(".env.example")))
+                .contains("KVMESH_CONSUMER_HTTP_PORT=" + port, "KVMESH_CONSUMER_HTTP_BIND=127.0.0.1");
+        String startSh = Files.readString(root.resolve("start.sh"));
+        assertThat(startSh).contains("KVMESH_CONSUMER_HTTP_PORT=", "/healthz").doesNotContain("connected to the broker");
+    }
+
+    /** An OutOfMemoryError must end the JVM, so the supervisor (native) or the restart policy (compose) replaces it. */
+    @Test
+    void javaProcesses_exitOnOutOfMemoryError_inComposeAndNativeMode() throws IOException {
+        String javaBase = dockerfile.substring(dockerfile.indexOf(" AS java-base\n"));
+        javaBase = javaBase.substring(0, javaBase.indexOf("\nFROM "));
+        assertThat(javaBase).contains("-XX:+ExitOnOutOfMemoryError");
+        assertThat(Files.readString(root.resolve("start.sh"))).contains("-XX:+ExitOnOutOfMemoryError");
+    }
+
+    /** An idle Watch lives as long as its client wants: no idle or route timeout cuts it at Envoy or nginx. */
+    @Test
+    void watch_isNotCutForBeingIdle_byEnvoyOrNginx() throws Exception {
+        Map<String, String> vars = new HashMap<>(dockerfileEnv("envoy"));
+        vars.putAll(env("envoy"));
+        vars.put("KVMESH_ENVOY_DNS", "STATIC");
+        vars.put("KVMESH_ENVOY_UPSTREAMS", "127.0.0.1:9091");
+        Map<String, Object> cfg = new Yaml().load(render("envoy/envoy.yaml", vars));
+        Map<String, Object> listener = ((List<Map<String, Object>>) ((Map<String, Object>) cfg.get("static_resources")).get("listeners")).get(0);
+        Map<String, Object> hcm = (Map<String, Object>) ((List<Map<String, Object>>) ((List<Map<String, Object>>)
+                listener.get("filter_chains")).get(0).get("filters")).get(0).get("typed_config");
+        List<Map<String, Object>> routes = (List<Map<String, Object>>) ((List<Map<String, Object>>)
+                ((Map<String, Object>) hcm.get("route_config")).get("virtual_hosts")).get(0).get("routes");
+        Map<String, Object> watch = routes.stream()
+                .filter(r -> String.valueOf(((Map<String, Object>) r.get("match")).get("prefix")).equals("/kvmesh.v1.KeyValue/Watch"))
+                .findFirst().orElseThrow(() -> new AssertionError("no Watch route"));
+        Map<String, Object> route = (Map<String, Object>) watch.get("route");
+        assertThat(route).as("Watch route: no deadline, no idle timeout (0s = off)")
+                .containsEntry("timeout", "0s").containsEntry("idle_timeout", "0s");
+        assertThat(routes.indexOf(watch)).as("the Watch route comes before the catch-all").isZero();
+
+        String nginx = render("nginx/nginx.conf", env("nginx"));
+        String location = nginx.substring(nginx.indexOf("location /kv/watch {"));
+        location = location.substring(0, location.indexOf('}'));
+        for (String timeout : List.of("proxy_read_timeout", "proxy_send_timeout", "send_timeout")) {
+            Matcher m = Pattern.compile("(?m)^\\s*" + timeout + " (\\d+)h;").matcher(location);
+            assertThat(m.find()).as("%s in hours in nginx's /kv/watch location", timeout).isTrue();
+            assertThat(Integer.parseInt(m.group(1))).as(timeout).isGreaterThanOrEqualTo(24);
+        }
+    }
+
+    @Test
     void nginxTemplate_rendersWithEveryPlaceholderFilled() throws Exception {
         String conf = render("nginx/nginx.conf", env("nginx"));
         assertThat(conf).contains("client_max_body_size 2m;", "proxy_buffering off;", "keepalive ", "$upstream_response_time");
