@@ -16,7 +16,7 @@
 #
 # Settings come from the environment, else from ./.env, else the defaults below (see .env.example):
 #   KVMESH_MODE              auto | native | docker                                   (auto)
-#   KVMESH_RUN_DIR           run folder: data, logs, pids, rendered configs            (./.run)
+#   KVMESH_RUN_DIR           run folder: data, logs, pids, rendered configs            (./.run; see default_run_dir)
 #   KVMESH_HTTP_PORT         nginx, the public port                                    (8088)
 #   KVMESH_ENVOY_PORT        Envoy listener: REST and native gRPC                      (8080)
 #   KVMESH_ENVOY_ADMIN_PORT  Envoy admin, 127.0.0.1 only                               (9901)
@@ -57,10 +57,21 @@ load_dotenv() {  # KEY=VALUE lines of ./.env, for variables not already set in t
   done <"$f"
 }
 
+# ./.run, unless the clone lies in a folder other users cannot enter (mktemp -d, /root: mode 0700) and this runs as
+# root: PostgreSQL and RabbitMQ run as their own users and need their folders reachable, so the run folder is then
+# /var/tmp/kvmesh-run-<hash of the clone's path>, the same for every command from this clone.
+default_run_dir() {
+  if [ "$(id -u)" = 0 ] && ! setpriv --reuid=65534 --regid=65534 --clear-groups -- test -x "$ROOT" 2>/dev/null; then
+    echo "/var/tmp/kvmesh-run-$(printf '%s' "$ROOT" | md5sum | cut -c1-12)"
+  else
+    echo "$ROOT/.run"
+  fi
+}
+
 settings() {
   load_dotenv
   MODE="${KVMESH_MODE:-auto}"
-  RUN_DIR="${KVMESH_RUN_DIR:-$ROOT/.run}"
+  RUN_DIR="${KVMESH_RUN_DIR:-$(default_run_dir)}"
   HTTP_PORT="${KVMESH_HTTP_PORT:-8088}"
   ENVOY_PORT="${KVMESH_ENVOY_PORT:-8080}"
   ADMIN_PORT="${KVMESH_ENVOY_ADMIN_PORT:-9901}"
