@@ -8,6 +8,7 @@ import com.rabbitmq.client.Envelope;
 import io.kvmesh.consumer.apply.AfterCommit;
 import io.kvmesh.consumer.apply.BatchApplier;
 import io.kvmesh.consumer.apply.CacheUpdater;
+import io.kvmesh.consumer.apply.DeadLetters;
 import io.kvmesh.consumer.apply.Delivery;
 import io.kvmesh.consumer.apply.EventPublisher;
 import io.kvmesh.consumer.apply.ExpirySweeper;
@@ -68,9 +69,10 @@ public final class KvConsumer implements AutoCloseable {
         this.partitions = config.amqp().partitions();
         this.workers = new ApplyWorker[Math.min(config.applyThreads(), partitions)];
         this.channels = new Channel[partitions];
+        DeadLetters deadLetters = new DeadLetters(topology, () -> connection);
         for (int w = 0; w < workers.length; w++) {
-            workers[w] = new ApplyWorker("applier-" + w, applier, cacheUpdater, events, afterCommit, clock,
-                    config.batchSize(), config.retryBackoffMax());
+            workers[w] = new ApplyWorker("applier-" + w, applier, cacheUpdater, events, deadLetters, afterCommit,
+                    clock, config.batchSize(), config.retryBackoffMax());
         }
         ExpirySweeper sweeper = new ExpirySweeper(store, cacheUpdater, events, () -> sweeperChannel, clock,
                 config.oplogRetention());
@@ -186,7 +188,7 @@ public final class KvConsumer implements AutoCloseable {
             @Override
             public void handleDelivery(String consumerTag, Envelope envelope, AMQP.BasicProperties properties,
                                        byte[] body) {
-                worker.offer(new Delivery(getChannel(), envelope.getDeliveryTag(), body));
+                worker.offer(new Delivery(getChannel(), envelope.getDeliveryTag(), properties.getContentType(), body));
             }
         });
         return ch;

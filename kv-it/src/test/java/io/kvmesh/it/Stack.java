@@ -11,6 +11,7 @@ import io.kvmesh.consumer.apply.AfterCommit;
 import io.kvmesh.consumer.config.ConsumerConfig;
 import io.kvmesh.core.config.Limits;
 import io.kvmesh.core.queue.AmqpConnections;
+import io.kvmesh.core.queue.PublishBatching;
 import io.kvmesh.core.queue.QueueTopology;
 import io.kvmesh.core.store.Database;
 import io.kvmesh.core.store.KvStore;
@@ -38,6 +39,8 @@ final class Stack implements AutoCloseable {
     final KvStore store;
     private Connection amqp;
     final QueueTopology topology;
+    /** How replicas coalesce writes into broker messages. */
+    PublishBatching publishing = new PublishBatching(2, 1, 256, 1 << 20);
     /** What Watch streams may hold back; small in tests of slow watchers. */
     WatchLimits watchLimits = new WatchLimits(1000, 16 << 20, 128 << 20, Duration.ofSeconds(10));
 
@@ -66,7 +69,7 @@ final class Stack implements AutoCloseable {
     }
 
     ServiceConfig serviceConfig() {
-        return new ServiceConfig("127.0.0.1", 0, 8, 2, Duration.ofSeconds(2), iso.startupTimeout(),
+        return new ServiceConfig("127.0.0.1", 0, 8, publishing, Duration.ofSeconds(2), iso.startupTimeout(),
                 Duration.ofSeconds(5), watchLimits, Duration.ofHours(1), iso.postgres(),
                 iso.redis(), iso.amqp(), Limits.DEFAULTS);
     }
@@ -114,6 +117,10 @@ final class Stack implements AutoCloseable {
         consumers.clear();
     }
 
+    boolean hasConsumers() {
+        return !consumers.isEmpty();
+    }
+
     KvConsumer consumer(int i) {
         return consumers.get(i);
     }
@@ -129,6 +136,32 @@ final class Stack implements AutoCloseable {
             throw new IOException(e);
         }
         return n;
+    }
+
+    /** Publishes a raw message to a partition queue, as a replica (of this or an older version) would. */
+    void publishRaw(int partition, String contentType, byte[] body) throws IOException {
+        try (Channel ch = channel()) {
+            ch.confirmSelect();
+            ch.basicPublish(topology.opsExchange(), QueueTopology.routingKey(partition), true,
+                    com.rabbitmq.client.MessageProperties.PERSISTENT_BASIC.builder().contentType(contentType).build(),
+                    body);
+            ch.waitForConfirmsOrDie(5_000);
+        } catch (InterruptedException | java.util.concurrent.TimeoutException e) {
+            throw new IOException(e);
+        }
+    }
+
+    /** Messages waiting in the dead-letter queue (each with its content type and body), taken out of it. */
+    List<com.rabbitmq.client.GetResponse> takeDeadLetters() throws IOException {
+        List<com.rabbitmq.client.GetResponse> taken = new ArrayList<>();
+        try (Channel ch = channel()) {
+            for (com.rabbitmq.client.GetResponse r; (r = ch.basicGet(topology.deadLetterQueue(), true)) != null; ) {
+                taken.add(r);
+            }
+        } catch (java.util.concurrent.TimeoutException e) {
+            throw new IOException(e);
+        }
+        return taken;
     }
 
     /** A channel of the test's own broker connection, reopened if a broker restart closed it. */

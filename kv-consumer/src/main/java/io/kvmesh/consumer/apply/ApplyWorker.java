@@ -22,21 +22,28 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Applies the deliveries of a group of partitions: takes what has arrived (up to the batch size, from every partition
- * of the group), applies it in one transaction, updates the cache, publishes the change events, then acknowledges
- * each partition's channel up to its last delivery. One FIFO inbox keeps every partition's deliveries in queue order,
- * and partitions never share a key, so per-key order holds while one transaction's fixed cost is shared by all the
- * partitions that had work. While PostgreSQL is down it holds the batch and retries with back-off (no ack, no requeue,
- * so an outage dead-letters nothing). Deliveries whose channel closed are dropped unapplied: the broker redelivers
- * them, to this consumer or to the one that takes the partition over.
+ * Applies the deliveries of a group of partitions: takes what has arrived (up to the batch size in operations, from
+ * every partition of the group; a delivery carries one operation or a batch of them), applies it in one transaction,
+ * updates the cache, publishes the change events, then acknowledges each partition's channel up to its last
+ * delivery. One FIFO inbox keeps every partition's deliveries in queue order, and partitions never share a key, so
+ * per-key order holds while one transaction's fixed cost is shared by all the partitions that had work. While
+ * PostgreSQL is down it holds the batch and retries with back-off (no ack, no requeue, so an outage dead-letters
+ * nothing). Deliveries whose channel closed are dropped unapplied: the broker redelivers them, to this consumer or to
+ * the one that takes the partition over. An operation that can never apply is found by applying one delivery, then
+ * one operation, at a time, and dead-lettered alone; the rest of its batch applies.
  */
 public final class ApplyWorker implements Runnable {
     private static final Logger log = LoggerFactory.getLogger(ApplyWorker.class);
+
+    /** A delivery and the operations it carries, in queue order. */
+    private record Unit(Delivery delivery, List<Operation> ops) {
+    }
 
     private final String name;
     private final BatchApplier applier;
     private final CacheUpdater cacheUpdater;
     private final EventPublisher events;
+    private final DeadLetters deadLetters;
     private final AfterCommit afterCommit;
     private final Clock clock;
     private final int batchSize;
@@ -48,11 +55,13 @@ public final class ApplyWorker implements Runnable {
     private volatile boolean running = true;
 
     public ApplyWorker(String name, BatchApplier applier, CacheUpdater cacheUpdater, EventPublisher events,
-                       AfterCommit afterCommit, Clock clock, int batchSize, Duration backoffMax) {
+                       DeadLetters deadLetters, AfterCommit afterCommit, Clock clock, int batchSize,
+                       Duration backoffMax) {
         this.name = name;
         this.applier = applier;
         this.cacheUpdater = cacheUpdater;
         this.events = events;
+        this.deadLetters = deadLetters;
         this.afterCommit = afterCommit;
         this.clock = clock;
         this.batchSize = batchSize;
@@ -85,76 +94,94 @@ public final class ApplyWorker implements Runnable {
 
     @Override
     public void run() {
-        List<Delivery> batch = new ArrayList<>(batchSize);
+        List<Unit> batch = new ArrayList<>();
         while (running) {
             try {
                 Delivery first = inbox.poll(200, TimeUnit.MILLISECONDS);
                 if (first == null) {
                     continue;
                 }
-                batch.add(first);
-                inbox.drainTo(batch, batchSize - 1);
+                int ops = take(first, batch);
+                for (Delivery d; ops < batchSize && (d = inbox.poll()) != null; ) {
+                    ops += take(d, batch);
+                }
                 process(batch);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return;
             } catch (RuntimeException e) {
                 log.error("{}: unexpected failure; the batch will be redelivered", name, e);
-                batch.forEach(d -> abandon(d.channel()));
+                batch.forEach(u -> abandon(u.delivery().channel()));
             } finally {
                 batch.clear();
             }
         }
     }
 
-    private void process(List<Delivery> batch) throws InterruptedException {
-        batch.removeIf(d -> !d.channel().isOpen());
-        List<Delivery> good = new ArrayList<>(batch.size());
-        List<Operation> ops = new ArrayList<>(batch.size());
-        for (Delivery d : batch) {
-            try {
-                ops.add(OperationCodec.decode(d.body()));
-                good.add(d);
-            } catch (InvalidProtocolBufferException e) {
-                log.error("{}: undecodable message dead-lettered: {}", name, e.getMessage());
-                reject(d);
-            }
+    /** Decodes a delivery into the batch; an undecodable one is dead-lettered. Returns its operation count. */
+    private int take(Delivery d, List<Unit> batch) {
+        if (!d.channel().isOpen()) {
+            return 0;
         }
-        if (good.isEmpty()) {
-            return;
-        }
-        if (!applyWithRetry(good, ops)) {
-            // a non-transient failure: find the operation that cannot apply by applying one at a time
-            for (int i = 0; i < good.size(); i++) {
-                if (!applyWithRetry(good.subList(i, i + 1), ops.subList(i, i + 1))) {
-                    log.error("{}: operation {} on key {} can never apply; dead-lettered", name,
-                            ops.get(i).getId(), ops.get(i).getKey());
-                    reject(good.get(i));
-                }
-            }
+        try {
+            List<Operation> ops = OperationCodec.decodeMessage(d.contentType(), d.body());
+            batch.add(new Unit(d, ops));
+            return ops.size();
+        } catch (InvalidProtocolBufferException e) {
+            log.error("{}: undecodable message dead-lettered: {}", name, e.getMessage());
+            reject(d);
+            return 0;
         }
     }
 
-    /** True when applied and acknowledged (or abandoned to redelivery); false on a non-transient failure. */
-    private boolean applyWithRetry(List<Delivery> deliveries, List<Operation> ops) throws InterruptedException {
+    private void process(List<Unit> batch) throws InterruptedException {
+        if (batch.isEmpty() || applyWithRetry(batch, true)) {
+            return;
+        }
+        // a non-transient failure: find what cannot apply, one delivery and then one operation at a time
+        for (Unit u : batch) {
+            if (applyWithRetry(List.of(u), true)) {
+                continue;
+            }
+            if (u.ops().size() == 1) {
+                log.error("{}: operation {} on key {} can never apply; dead-lettered", name,
+                        u.ops().getFirst().getId(), u.ops().getFirst().getKey());
+                reject(u.delivery());
+                continue;
+            }
+            for (Operation op : u.ops()) {
+                if (applyWithRetry(List.of(new Unit(u.delivery(), List.of(op))), false)) {
+                    continue;
+                }
+                log.error("{}: operation {} on key {} can never apply; dead-lettered alone, the rest of its batch"
+                        + " applies", name, op.getId(), op.getKey());
+                try {
+                    deadLetters.publish(op, "could not be applied");
+                } catch (IOException e) {
+                    log.warn("{}: could not dead-letter operation {} ({}); its batch will be redelivered", name,
+                            op.getId(), e.getMessage());
+                    abandon(u.delivery().channel());
+                    return;
+                }
+            }
+            ackAll(List.of(u));
+        }
+    }
+
+    /**
+     * Applies the operations of {@code units} in one transaction, then cache, events and (if {@code ack}) acks. True
+     * when applied (or dropped because their channel closed: they are redelivered); false on a non-transient failure.
+     */
+    private boolean applyWithRetry(List<Unit> units, boolean ack) throws InterruptedException {
         long backoff = 50;
         while (running) {
-            if (deliveries.stream().anyMatch(d -> !d.channel().isOpen())) {
-                // a partition's channel closed mid-batch: drop its deliveries (they are redelivered), keep the rest
-                List<Delivery> keptDeliveries = new ArrayList<>();
-                List<Operation> keptOps = new ArrayList<>();
-                for (int i = 0; i < deliveries.size(); i++) {
-                    if (deliveries.get(i).channel().isOpen()) {
-                        keptDeliveries.add(deliveries.get(i));
-                        keptOps.add(ops.get(i));
-                    }
-                }
-                if (keptDeliveries.isEmpty()) {
-                    return true;
-                }
-                deliveries = keptDeliveries;
-                ops = keptOps;
+            // a partition's channel closed mid-batch: drop its deliveries (they are redelivered), keep the rest
+            units = units.stream().filter(u -> u.delivery().channel().isOpen()).toList();
+            if (units.isEmpty()) {
+                return true;
             }
+            List<Operation> ops = new ArrayList<>();
+            units.forEach(u -> ops.addAll(u.ops()));
             ApplyResult result;
             try {
                 // millisecond precision: what PostgreSQL and the cache hold must read back the same
@@ -173,20 +200,22 @@ public final class ApplyWorker implements Runnable {
             afterCommit.committed(ops);
             cacheUpdater.update(result.changed());
             cacheUpdater.clearPending(ops.stream().map(Operation::getId).toList());
-            events.publish(deliveries.getLast().channel(), result.events());
+            events.publish(units.getLast().delivery().channel(), result.events());
             applied.addAndGet(result.appliedNow());
             duplicates.addAndGet(result.duplicates());
-            ackAll(deliveries);
+            if (ack) {
+                ackAll(units);
+            }
             return true;
         }
         return true;
     }
 
     /** Acks, on each partition channel of the batch, everything up to that channel's last delivery in it. */
-    private void ackAll(List<Delivery> deliveries) {
+    private void ackAll(List<Unit> units) {
         Map<Channel, Long> last = new IdentityHashMap<>();
-        for (Delivery d : deliveries) {
-            last.merge(d.channel(), d.tag(), Math::max);
+        for (Unit u : units) {
+            last.merge(u.delivery().channel(), u.delivery().tag(), Math::max);
         }
         last.forEach((channel, tag) -> {
             try {

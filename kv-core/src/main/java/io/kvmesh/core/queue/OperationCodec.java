@@ -2,13 +2,18 @@ package io.kvmesh.core.queue;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import io.kvmesh.queue.v1.Operation;
+import io.kvmesh.queue.v1.OperationBatch;
 
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.UUID;
 
 /** The one encoding of operations on the wire (protobuf) and the one rule for their ids. */
 public final class OperationCodec {
+    /** A message of one operation: what replicas before group commit published; still read. */
     public static final String CONTENT_TYPE = "application/x-protobuf; proto=kvmesh.queue.v1.Operation";
+    /** A message of several operations of one partition, in accept order. */
+    public static final String BATCH_CONTENT_TYPE = "application/x-protobuf; proto=kvmesh.queue.v1.OperationBatch";
 
     private OperationCodec() {
     }
@@ -17,8 +22,30 @@ public final class OperationCodec {
         return op.toByteArray();
     }
 
+    public static byte[] encodeBatch(List<Operation> ops) {
+        return OperationBatch.newBuilder().addAllOperations(ops).build().toByteArray();
+    }
+
     public static Operation decode(byte[] body) throws InvalidProtocolBufferException {
-        Operation op = Operation.parseFrom(body);
+        return check(Operation.parseFrom(body));
+    }
+
+    /** The operations of a message, by its content type (a batch, or one operation from an older replica). */
+    public static List<Operation> decodeMessage(String contentType, byte[] body) throws InvalidProtocolBufferException {
+        if (!BATCH_CONTENT_TYPE.equals(contentType)) {
+            return List.of(decode(body));
+        }
+        List<Operation> ops = OperationBatch.parseFrom(body).getOperationsList();
+        if (ops.isEmpty()) {
+            throw new InvalidProtocolBufferException("empty operation batch");
+        }
+        for (Operation op : ops) {
+            check(op);
+        }
+        return ops;
+    }
+
+    private static Operation check(Operation op) throws InvalidProtocolBufferException {
         if (op.getId().isEmpty() || op.getKey().isEmpty() || op.getKind() == Operation.Kind.KIND_UNSPECIFIED
                 || op.getKind() == Operation.Kind.UNRECOGNIZED) {
             throw new InvalidProtocolBufferException("operation lacks id, key or kind");

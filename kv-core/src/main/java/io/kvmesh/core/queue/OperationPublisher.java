@@ -12,19 +12,29 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Date;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentNavigableMap;
 import java.util.concurrent.ConcurrentSkipListMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
  * Publishes operations to their partition queue and completes each publish only when the broker has confirmed the
- * message durable. A few long-lived channels ("lanes") in confirm mode are shared by all requests; a key always uses
- * the same lane, so one replica's writes to a key reach the broker in the order they were accepted. Confirms are
- * asynchronous and arrive in batches, so many requests share one confirm round trip.
+ * message that carries it durable. A few long-lived channels ("lanes") in confirm mode are shared by all requests;
+ * a key always uses the same lane, so one replica's writes to a key reach the broker in the order they were accepted.
+ * <p>
+ * Group commit: a lane sends at most {@link PublishBatching#inFlight()} unconfirmed messages; the operations that
+ * arrive meanwhile wait, and the next flush sends them as one {@code OperationBatch} message per partition (in
+ * arrival order, split at the batch's count and byte bounds). An idle lane sends a write at once, so batching adds
+ * no latency at low load, and under load one broker message, one confirm and one delivery carry many writes.
  */
 public final class OperationPublisher implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(OperationPublisher.class);
@@ -34,18 +44,24 @@ public final class OperationPublisher implements AutoCloseable {
     private final QueueTopology topology;
     private final Partitioner partitioner;
     private final AmqpConfig config;
+    private final PublishBatching batching;
     private final Lane[] lanes;
+    /** Sends what waited once confirms free a lane: never the client library's I/O thread, which delivers them. */
+    private final ExecutorService flusher;
     private final Object connectionLock = new Object();
     private Connection connection;
     private long nextConnectAttempt;
     private volatile boolean closed;
 
-    public OperationPublisher(AmqpConfig config, AmqpConnections connections, int laneCount) {
+    public OperationPublisher(AmqpConfig config, AmqpConnections connections, PublishBatching batching) {
         this.config = config;
         this.connections = connections;
+        this.batching = batching;
         this.topology = new QueueTopology(config);
         this.partitioner = new Partitioner(config.partitions());
-        this.lanes = new Lane[Math.max(1, laneCount)];
+        this.flusher = Executors.newSingleThreadExecutor(
+                Thread.ofPlatform().name("kv-publish-flush").daemon(true).factory());
+        this.lanes = new Lane[Math.max(1, batching.lanes())];
         for (int i = 0; i < lanes.length; i++) {
             lanes[i] = new Lane(i);
         }
@@ -62,13 +78,15 @@ public final class OperationPublisher implements AutoCloseable {
     }
 
     /**
-     * Publishes {@code op} persistent to its partition queue. Completes normally once the broker confirmed it; fails
-     * with UNAVAILABLE if the broker is unreachable, nacks, returns it unroutable or does not confirm in time.
+     * Publishes {@code op} persistent to its partition queue. Completes normally once the broker confirmed the message
+     * carrying it; fails with UNAVAILABLE if the broker is unreachable, nacks, returns it unroutable or does not
+     * confirm in time.
      */
     public CompletableFuture<Void> publish(Operation op) {
         int partition = partitioner.partitionOf(op.getKey());
-        Lane lane = lanes[partition % lanes.length];
-        return lane.publish(op, partition)
+        CompletableFuture<Void> future = new CompletableFuture<>();
+        lanes[partition % lanes.length].add(new Waiting(op, partition, future));
+        return future
                 .orTimeout(config.confirmTimeout().toMillis(), TimeUnit.MILLISECONDS)
                 .exceptionallyCompose(e -> CompletableFuture.failedFuture(e instanceof TimeoutException
                         ? KvException.unavailable("the broker did not confirm the write in time", e)
@@ -116,6 +134,7 @@ public final class OperationPublisher implements AutoCloseable {
     @Override
     public void close() {
         closed = true;
+        flusher.shutdownNow();
         synchronized (connectionLock) {
             if (connection != null && connection.isOpen()) {
                 try {
@@ -127,39 +146,143 @@ public final class OperationPublisher implements AutoCloseable {
         }
     }
 
-    private record Pending(String operationId, CompletableFuture<Void> future) {
+    /** An accepted operation waiting for its lane's next message. */
+    private record Waiting(Operation op, int partition, CompletableFuture<Void> future) {
     }
 
-    /** One confirm-mode channel and the publishes it has not had confirmed yet. */
+    /** A published message: its id (for returns) and the writes it carries. */
+    private record Sent(String messageId, List<CompletableFuture<Void>> futures, long sentNanos) {
+    }
+
+    private static void completeAll(List<CompletableFuture<Void>> futures, Throwable failure) {
+        for (CompletableFuture<Void> f : futures) {
+            if (failure == null) {
+                f.complete(null);
+            } else {
+                f.completeExceptionally(failure);
+            }
+        }
+    }
+
+    /** One confirm-mode channel, the writes waiting for it, and the messages it has not had confirmed yet. */
     private final class Lane {
         private final int index;
+        private final ArrayDeque<Waiting> waiting = new ArrayDeque<>();
         private Channel channel;
-        private ConcurrentNavigableMap<Long, Pending> pending;
+        private long generation;
+        private ConcurrentNavigableMap<Long, Sent> outstanding = new ConcurrentSkipListMap<>();
 
         Lane(int index) {
             this.index = index;
         }
 
-        synchronized CompletableFuture<Void> publish(Operation op, int partition) {
-            CompletableFuture<Void> future = new CompletableFuture<>();
+        void add(Waiting w) {
+            List<CompletableFuture<Void>> failed = new ArrayList<>();
+            KvException failure;
+            synchronized (this) {
+                waiting.add(w);
+                failure = flushIfFree(failed);
+            }
+            completeAll(failed, failure);
+        }
+
+        /** After confirms (on the client library's thread): the lane has room again, so what waited goes out. */
+        void confirmed() {
             try {
-                Channel ch = openChannel();
-                long seq = ch.getNextPublishSeqNo();
-                pending.put(seq, new Pending(op.getId(), future));
-                AMQP.BasicProperties props = MessageProperties.PERSISTENT_BASIC.builder()
-                        .contentType(OperationCodec.CONTENT_TYPE)
-                        .messageId(op.getId())
-                        .timestamp(new Date(op.getAcceptTimeMicros() / 1000))
-                        .build();
-                ch.basicPublish(topology.opsExchange(), QueueTopology.routingKey(partition), true, props,
-                        OperationCodec.encode(op));
+                flusher.execute(this::flushWaiting);
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                // closing
+            }
+        }
+
+        private void flushWaiting() {
+            List<CompletableFuture<Void>> failed = new ArrayList<>();
+            KvException failure;
+            synchronized (this) {
+                failure = flushIfFree(failed);
+            }
+            completeAll(failed, failure);
+        }
+
+        /**
+         * Sends what waits if the lane has room; collects the futures of writes that could not be sent (broker
+         * unreachable) in {@code failed} and returns their failure, to be completed outside the lock.
+         */
+        private KvException flushIfFree(List<CompletableFuture<Void>> failed) {
+            if (waiting.isEmpty()) {
+                return null;
+            }
+            Channel ch;
+            try {
+                ch = openChannel();
             } catch (IOException | RuntimeException e) {
-                future.completeExceptionally(KvException.unavailable("the broker is unavailable", e));
-                if (pending != null) {
-                    pending.values().removeIf(p -> p.future() == future);
+                drainFutures(failed);
+                return KvException.unavailable("the broker is unavailable", e);
+            }
+            if (outstanding.size() >= batching.inFlight()) {
+                // a broker that stopped confirming must not hold the lane forever: drop the channel (its shutdown
+                // fails what it carried) and start over on a new one
+                Map.Entry<Long, Sent> oldest = outstanding.firstEntry();
+                if (oldest != null && System.nanoTime() - oldest.getValue().sentNanos()
+                        > config.confirmTimeout().toNanos()) {
+                    log.warn("lane {}: no confirm for {} ms; reopening its channel", index,
+                            config.confirmTimeout().toMillis());
+                    try {
+                        ch.abort();
+                    } catch (IOException e) {
+                        log.debug("abort", e);
+                    }
+                }
+                return null;
+            }
+            Map<Integer, List<Operation>> byPartition = new LinkedHashMap<>();
+            Map<Integer, List<CompletableFuture<Void>>> futures = new LinkedHashMap<>();
+            for (Waiting w; (w = waiting.poll()) != null; ) {
+                byPartition.computeIfAbsent(w.partition(), p -> new ArrayList<>()).add(w.op());
+                futures.computeIfAbsent(w.partition(), p -> new ArrayList<>()).add(w.future());
+            }
+            for (Map.Entry<Integer, List<Operation>> e : byPartition.entrySet()) {
+                List<Operation> ops = e.getValue();
+                List<CompletableFuture<Void>> fs = futures.get(e.getKey());
+                int from = 0;
+                while (from < ops.size()) {
+                    int to = from + 1;
+                    int bytes = ops.get(from).getSerializedSize();
+                    while (to < ops.size() && to - from < batching.maxOps()
+                            && bytes + ops.get(to).getSerializedSize() <= batching.maxBytes()) {
+                        bytes += ops.get(to).getSerializedSize();
+                        to++;
+                    }
+                    send(ch, e.getKey(), ops.subList(from, to), fs.subList(from, to), failed);
+                    from = to;
                 }
             }
-            return future;
+            return failed.isEmpty() ? null : KvException.unavailable("the broker is unavailable", null);
+        }
+
+        private void send(Channel ch, int partition, List<Operation> ops, List<CompletableFuture<Void>> fs,
+                          List<CompletableFuture<Void>> failed) {
+            long seq = ch.getNextPublishSeqNo();
+            String messageId = "l" + index + "." + generation + "." + seq;
+            outstanding.put(seq, new Sent(messageId, List.copyOf(fs), System.nanoTime()));
+            AMQP.BasicProperties props = MessageProperties.PERSISTENT_BASIC.builder()
+                    .contentType(OperationCodec.BATCH_CONTENT_TYPE)
+                    .messageId(messageId)
+                    .timestamp(new Date(ops.getFirst().getAcceptTimeMicros() / 1000))
+                    .build();
+            try {
+                ch.basicPublish(topology.opsExchange(), QueueTopology.routingKey(partition), true, props,
+                        OperationCodec.encodeBatch(ops));
+            } catch (IOException | RuntimeException e) {
+                outstanding.remove(seq);
+                failed.addAll(fs);
+            }
+        }
+
+        private void drainFutures(List<CompletableFuture<Void>> into) {
+            for (Waiting w; (w = waiting.poll()) != null; ) {
+                into.add(w.future());
+            }
         }
 
         private Channel openChannel() throws IOException {
@@ -168,43 +291,39 @@ public final class OperationPublisher implements AutoCloseable {
             }
             Channel ch = connection().createChannel();
             ch.confirmSelect();
-            ConcurrentNavigableMap<Long, Pending> outstanding = new ConcurrentSkipListMap<>();
+            ConcurrentNavigableMap<Long, Sent> unconfirmed = new ConcurrentSkipListMap<>();
             ch.addConfirmListener(
-                    (seq, multiple) -> settle(outstanding, seq, multiple, null),
-                    (seq, multiple) -> settle(outstanding, seq, multiple,
+                    (seq, multiple) -> settle(unconfirmed, seq, multiple, null),
+                    (seq, multiple) -> settle(unconfirmed, seq, multiple,
                             new KvException(KvError.UNAVAILABLE, "the broker refused the write")));
             ch.addReturnListener(ret -> {
                 String id = ret.getProperties().getMessageId();
-                outstanding.values().stream().filter(p -> p.operationId().equals(id)).findFirst()
-                        .ifPresent(p -> p.future().completeExceptionally(new KvException(KvError.UNAVAILABLE,
-                                "the broker could not route the write (" + ret.getReplyText() + ")")));
+                KvException e = new KvException(KvError.UNAVAILABLE,
+                        "the broker could not route the write (" + ret.getReplyText() + ")");
+                unconfirmed.values().stream().filter(s -> s.messageId().equals(id)).findFirst()
+                        .ifPresent(s -> s.futures().forEach(f -> f.completeExceptionally(e)));
             });
             ch.addShutdownListener(cause -> {
                 KvException e = KvException.unavailable("the broker connection was lost before the write was confirmed", cause);
-                outstanding.values().forEach(p -> p.future().completeExceptionally(e));
-                outstanding.clear();
+                List<Sent> lost = List.copyOf(unconfirmed.values());
+                unconfirmed.clear();
+                lost.forEach(s -> completeAll(s.futures(), e));
+                confirmed();
             });
             channel = ch;
-            pending = outstanding;
+            generation++;
+            outstanding = unconfirmed;
             log.debug("lane {} opened channel {}", index, ch.getChannelNumber());
             return ch;
         }
 
-        private static void settle(ConcurrentNavigableMap<Long, Pending> outstanding, long seq, boolean multiple,
-                                   KvException failure) {
-            Map<Long, Pending> settled = multiple ? outstanding.headMap(seq, true) : single(outstanding, seq);
-            for (Pending p : settled.values()) {
-                if (failure == null) {
-                    p.future().complete(null);
-                } else {
-                    p.future().completeExceptionally(failure);
-                }
-            }
+        private void settle(ConcurrentNavigableMap<Long, Sent> unconfirmed, long seq, boolean multiple,
+                            KvException failure) {
+            Map<Long, Sent> settled = multiple ? unconfirmed.headMap(seq, true) : unconfirmed.subMap(seq, true, seq, true);
+            List<Sent> done = List.copyOf(settled.values());
             settled.clear();
-        }
-
-        private static Map<Long, Pending> single(ConcurrentNavigableMap<Long, Pending> outstanding, long seq) {
-            return outstanding.subMap(seq, true, seq, true);
+            done.forEach(s -> completeAll(s.futures(), failure));
+            confirmed();
         }
     }
 }

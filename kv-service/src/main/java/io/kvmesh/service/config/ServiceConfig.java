@@ -5,6 +5,7 @@ import io.kvmesh.core.config.Env;
 import io.kvmesh.core.config.Limits;
 import io.kvmesh.core.config.PostgresConfig;
 import io.kvmesh.core.config.RedisConfig;
+import io.kvmesh.core.queue.PublishBatching;
 import io.kvmesh.service.watch.WatchLimits;
 
 import java.time.Duration;
@@ -15,7 +16,7 @@ import java.time.Duration;
  * @param bindAddress     address the gRPC server binds (127.0.0.1 natively, 0.0.0.0 in a container)
  * @param port            gRPC port
  * @param workerThreads   threads running request handlers (never Netty's event loops)
- * @param publisherLanes  confirm-mode channels shared by all writes
+ * @param publishing      how writes are coalesced into broker messages (lanes, messages in flight, batch bounds)
  * @param shutdownGrace   how long in-flight calls may take to finish on shutdown
  * @param startupTimeout  how long to wait for PostgreSQL at start-up
  * @param syncTimeout     longest a SYNC write waits for its apply before answering "queued" (the call's deadline,
@@ -23,7 +24,7 @@ import java.time.Duration;
  * @param watch           what Watch streams may hold back, and their progress interval
  * @param pendingMarkTtl  how long an accepted operation is reported PENDING if it is never applied
  */
-public record ServiceConfig(String bindAddress, int port, int workerThreads, int publisherLanes, Duration shutdownGrace,
+public record ServiceConfig(String bindAddress, int port, int workerThreads, PublishBatching publishing, Duration shutdownGrace,
                             Duration startupTimeout, Duration syncTimeout, WatchLimits watch, Duration pendingMarkTtl, PostgresConfig postgres,
                             RedisConfig redis, AmqpConfig amqp, Limits limits) {
 
@@ -32,7 +33,7 @@ public record ServiceConfig(String bindAddress, int port, int workerThreads, int
                 env.string("KVMESH_GRPC_BIND", "127.0.0.1"),
                 env.integer("KVMESH_GRPC_PORT", 9090, 0, 65535),
                 env.integer("KVMESH_WORKER_THREADS", 32, 1, 1024),
-                env.integer("KVMESH_PUBLISHER_LANES", 4, 1, 64),
+                PublishBatching.from(env),
                 env.millis("KVMESH_SHUTDOWN_GRACE_MS", 10_000),
                 env.millis("KVMESH_STARTUP_TIMEOUT_MS", 60_000),
                 env.millis("KVMESH_SYNC_TIMEOUT_MS", 5_000),
