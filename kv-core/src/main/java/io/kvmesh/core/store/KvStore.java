@@ -7,6 +7,7 @@ import org.jdbi.v3.core.Jdbi;
 
 import java.sql.SQLException;
 import java.sql.SQLTransientException;
+import java.util.Collection;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.Function;
@@ -45,6 +46,11 @@ public final class KvStore {
 
     public Optional<OplogRow> findOperation(String id) {
         return call(() -> jdbi.withExtension(KvDao.class, dao -> dao.findOperation(id)));
+    }
+
+    /** The log rows of those of {@code ids} that were applied or rejected, in one query. */
+    public List<OplogRow> findOperations(Collection<String> ids) {
+        return call(() -> jdbi.withExtension(KvDao.class, dao -> dao.knownOperations(ids.toArray(String[]::new))));
     }
 
     /**

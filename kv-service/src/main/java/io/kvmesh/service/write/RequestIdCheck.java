@@ -32,14 +32,12 @@ public final class RequestIdCheck {
     private static final String LEGACY_MARK = "1";
 
     private final KvCache cache;
-    private final KvStore store;
-    private final Executor dbExecutor;
+    private final OplogLookups lookups;
     private final Duration markTtl;
 
     public RequestIdCheck(KvCache cache, KvStore store, Executor dbExecutor, Duration markTtl) {
         this.cache = cache;
-        this.store = store;
-        this.dbExecutor = dbExecutor;
+        this.lookups = new OplogLookups(store, dbExecutor);
         this.markTtl = markTtl;
     }
 
@@ -63,21 +61,20 @@ public final class RequestIdCheck {
     }
 
     private CompletableFuture<Void> checkLog(Operation op) {
-        return CompletableFuture.supplyAsync(() -> store.findOperation(op.getId()), dbExecutor)
-                .handle((row, error) -> {
-                    if (error != null) {
-                        log.debug("operation log unavailable; request id {} not checked against it", op.getRequestId());
-                        return null;
-                    }
-                    if (row.isPresent() && !sameRequest(row.get(), op)) {
-                        // the mark now names the request that really holds the id
-                        if (row.get().requestHash() != null) {
-                            cache.setClaim(op.getId(), row.get().requestHash(), markTtl).exceptionally(e -> null);
-                        }
-                        throw reused(op, row.get());
-                    }
-                    return null;
-                });
+        return lookups.find(op.getId()).handle((row, error) -> {
+            if (error != null) {
+                log.debug("operation log unavailable; request id {} not checked against it", op.getRequestId());
+                return null;
+            }
+            if (row != null && !sameRequest(row, op)) {
+                // the mark now names the request that really holds the id
+                if (row.requestHash() != null) {
+                    cache.setClaim(op.getId(), row.requestHash(), markTtl).exceptionally(e -> null);
+                }
+                throw reused(op, row);
+            }
+            return null;
+        });
     }
 
     /** Fingerprints decide; a log row older than fingerprints can only be compared by key and kind. */
