@@ -7,11 +7,9 @@ import org.slf4j.LoggerFactory;
 
 import java.time.Clock;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
@@ -43,26 +41,19 @@ public final class CacheUpdater implements AutoCloseable {
                 TimeUnit.MILLISECONDS);
     }
 
-    /** Writes each state to the cache, waiting a bounded time; what fails goes to the backlog. */
+    /** Writes the states to the cache in one call, waiting a bounded time; if that fails they go to the backlog. */
     public void update(Collection<Entry> states) {
         if (states.isEmpty()) {
             return;
         }
-        List<CompletableFuture<Boolean>> writes = new ArrayList<>(states.size());
-        List<Entry> order = new ArrayList<>(states);
-        for (Entry e : order) {
-            writes.add(cache.put(e, clock.instant()));
-        }
-        long deadline = System.nanoTime() + waitLimit.toNanos();
-        for (int i = 0; i < order.size(); i++) {
-            try {
-                writes.get(i).get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-            } catch (ExecutionException | TimeoutException e) {
-                remember(order.get(i));
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                remember(order.get(i));
-            }
+        List<Entry> order = List.copyOf(states);
+        try {
+            cache.putAll(order, clock.instant()).get(waitLimit.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (ExecutionException | TimeoutException e) {
+            order.forEach(this::remember);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            order.forEach(this::remember);
         }
     }
 

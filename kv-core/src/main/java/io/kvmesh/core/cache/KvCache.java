@@ -25,6 +25,7 @@ import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -49,17 +50,28 @@ public final class KvCache implements AutoCloseable {
     private static final long CHECK_MILLIS = 100;
     private static final long MAX_BACKOFF_MILLIS = 1_000;
 
-    /** Sets KEYS[1] to ARGV[2] with PX ARGV[3] unless the cached version is already >= ARGV[1]. */
+    /**
+     * For each i: sets KEYS[i] to ARGV[3i-1] with PX ARGV[3i] unless the cached version is already >= ARGV[3i-2];
+     * returns 1 or 0 for each key. One call writes a whole applied batch.
+     */
     static final String GUARDED_SET = """
-            local cur = redis.call('GET', KEYS[1])
-            if cur then
-              local bar = string.find(cur, '|', 1, true)
-              if bar and tonumber(string.sub(cur, 1, bar - 1)) >= tonumber(ARGV[1]) then
-                return 0
+            local written = {}
+            for i = 1, #KEYS do
+              local base = (i - 1) * 3
+              local cur = redis.call('GET', KEYS[i])
+              local newer = false
+              if cur then
+                local bar = string.find(cur, '|', 1, true)
+                newer = bar and tonumber(string.sub(cur, 1, bar - 1)) >= tonumber(ARGV[base + 1])
+              end
+              if newer then
+                written[i] = 0
+              else
+                redis.call('SET', KEYS[i], ARGV[base + 2], 'PX', ARGV[base + 3])
+                written[i] = 1
               end
             end
-            redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-            return 1
+            return written
             """;
 
     /** One connection to one Redis process, and the key prefix of that process's entries. */
@@ -176,36 +188,47 @@ public final class KvCache implements AutoCloseable {
      * tombstone TTL.
      */
     public CompletableFuture<Boolean> put(Entry entry, Instant now) {
-        Entry toCache = entry;
-        long ttl;
-        if (entry.value() == null) {
-            ttl = config.tombstoneTtl().toMillis();
-        } else if (entry.expireTime() != null) {
-            ttl = Math.min(config.entryTtl().toMillis(), Duration.between(now, entry.expireTime()).toMillis());
-            if (ttl <= 0) {
-                toCache = new Entry(entry.key(), null, entry.version(), null, null, null);
-                ttl = config.tombstoneTtl().toMillis();
-            }
-        } else {
-            ttl = config.entryTtl().toMillis();
-        }
+        return putAll(List.of(entry), now).thenApply(List::getFirst);
+    }
+
+    /** {@link #put} of several entries (of different keys) in one call; completes with whether each was written. */
+    public CompletableFuture<List<Boolean>> putAll(List<Entry> entries, Instant now) {
         Session s;
         try {
             s = current();
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(e);
         }
+        String[] keys = new String[entries.size()];
+        String[] args = new String[entries.size() * 3];
+        for (int i = 0; i < entries.size(); i++) {
+            Entry entry = entries.get(i);
+            Entry toCache = entry;
+            long ttl;
+            if (entry.value() == null) {
+                ttl = config.tombstoneTtl().toMillis();
+            } else if (entry.expireTime() != null) {
+                ttl = Math.min(config.entryTtl().toMillis(), Duration.between(now, entry.expireTime()).toMillis());
+                if (ttl <= 0) {
+                    toCache = new Entry(entry.key(), null, entry.version(), null, null, null);
+                    ttl = config.tombstoneTtl().toMillis();
+                }
+            } else {
+                ttl = config.entryTtl().toMillis();
+            }
+            keys[i] = s.entryPrefix() + entry.key();
+            args[3 * i] = Long.toString(entry.version());
+            args[3 * i + 1] = CacheCodec.encode(toCache);
+            args[3 * i + 2] = Long.toString(Math.max(1, ttl));
+        }
         RedisAsyncCommands<String, String> redis = s.redis();
-        String[] keys = {s.entryPrefix() + entry.key()};
-        String encoded = CacheCodec.encode(toCache);
-        String version = Long.toString(entry.version());
-        String px = Long.toString(Math.max(1, ttl));
-        CompletableFuture<Long> written = redis.<Long>evalsha(scriptSha, ScriptOutputType.INTEGER, keys, version, encoded, px)
+        CompletableFuture<List<Long>> written = redis.<List<Long>>evalsha(scriptSha, ScriptOutputType.MULTI, keys, args)
                 .toCompletableFuture()
                 .exceptionallyCompose(e -> unwrap(e) instanceof RedisNoScriptException
-                        ? redis.<Long>eval(GUARDED_SET, ScriptOutputType.INTEGER, keys, version, encoded, px).toCompletableFuture()
+                        ? redis.<List<Long>>eval(GUARDED_SET, ScriptOutputType.MULTI, keys, args).toCompletableFuture()
                         : CompletableFuture.failedFuture(e));
-        return written.orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS).thenApply(n -> n == 1L);
+        return written.orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS)
+                .thenApply(ns -> ns.stream().map(n -> n == 1L).toList());
     }
 
     /** Removes a key from the cache whatever its version (tests and operators; the write path never needs it). */
