@@ -96,7 +96,7 @@ public final class KvServiceServer {
                 }).start();
         KvStore store = new KvStore(database.jdbi());
         KeyValueService service = new KeyValueService(
-                new ReadPath(cache, store, dbExecutor, clock),
+                new ReadPath(cache, store, dbExecutor, clock, config.pendingMarkTtl()),
                 new WritePath(publisher, waiters, new RequestIdCheck(cache, store, dbExecutor, config.pendingMarkTtl()),
                         clock),
                 watchHub,

@@ -199,7 +199,9 @@ public final class ApplyWorker implements Runnable {
             }
             afterCommit.committed(ops);
             cacheUpdater.update(result.changed());
-            cacheUpdater.clearPending(ops.stream().map(Operation::getId).toList());
+            // only operations with a request id have a mark (the others' ids carry their accept time)
+            cacheUpdater.clearPending(ops.stream().filter(op -> !op.getRequestId().isEmpty()).map(Operation::getId)
+                    .toList());
             events.publish(units.getLast().delivery().channel(), result.events());
             applied.addAndGet(result.appliedNow());
             duplicates.addAndGet(result.duplicates());

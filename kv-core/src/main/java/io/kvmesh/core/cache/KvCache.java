@@ -252,11 +252,6 @@ public final class KvCache implements AutoCloseable {
         return call(s -> s.redis().psetex(pendingKey(operationId), ttl.toMillis(), requestHash).toCompletableFuture());
     }
 
-    /** Notes that an operation was accepted and is not applied yet (for operation status lookups). */
-    public CompletableFuture<String> markPending(String operationId, String requestHash, Duration ttl) {
-        return setClaim(operationId, requestHash, ttl);
-    }
-
     /** Whether an operation is marked accepted-but-not-applied. */
     public CompletableFuture<Boolean> isPending(String operationId) {
         return call(s -> s.redis().exists(pendingKey(operationId)).toCompletableFuture()

@@ -6,7 +6,9 @@ import io.kvmesh.queue.v1.OperationBatch;
 
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.OptionalLong;
 import java.util.UUID;
+import java.util.concurrent.ThreadLocalRandom;
 
 /** The one encoding of operations on the wire (protobuf) and the one rule for their ids. */
 public final class OperationCodec {
@@ -55,11 +57,28 @@ public final class OperationCodec {
 
     /**
      * The operation id: derived from the request id when there is one, so every retry of a request carries the same
-     * id and the applier's de-duplication applies it once; random otherwise.
+     * id and the applier's de-duplication applies it once; otherwise time-ordered (a version 7 UUID: the accept time
+     * in its first 48 bits, then 74 random bits), so the id itself says when it was accepted and operation status can
+     * tell PENDING from unknown without a per-write mark.
      */
-    public static String operationId(String requestId) {
-        return requestId == null || requestId.isEmpty()
-                ? UUID.randomUUID().toString()
-                : UUID.nameUUIDFromBytes(("kvmesh-request:" + requestId).getBytes(StandardCharsets.UTF_8)).toString();
+    public static String operationId(String requestId, long acceptMillis) {
+        if (requestId != null && !requestId.isEmpty()) {
+            return UUID.nameUUIDFromBytes(("kvmesh-request:" + requestId).getBytes(StandardCharsets.UTF_8)).toString();
+        }
+        ThreadLocalRandom random = ThreadLocalRandom.current();
+        long msb = (acceptMillis << 16) | 0x7000L | (random.nextInt() & 0x0FFF);
+        long lsb = (random.nextLong() & 0x3FFF_FFFF_FFFF_FFFFL) | 0x8000_0000_0000_0000L;
+        return new UUID(msb, lsb).toString();
+    }
+
+    /** When an operation with a time-ordered id was accepted (epoch ms); empty for ids derived from request ids. */
+    public static OptionalLong acceptMillis(String operationId) {
+        try {
+            UUID id = UUID.fromString(operationId);
+            return id.version() == 7 && id.variant() == 2 ? OptionalLong.of(id.getMostSignificantBits() >>> 16)
+                    : OptionalLong.empty();
+        } catch (IllegalArgumentException e) {
+            return OptionalLong.empty();
+        }
     }
 }

@@ -24,8 +24,19 @@ class PartitionerTest {
 
     @Test
     void operationId_isDerivedFromRequestId() {
-        assertThat(OperationCodec.operationId("r-1")).isEqualTo(OperationCodec.operationId("r-1"));
-        assertThat(OperationCodec.operationId("r-1")).isNotEqualTo(OperationCodec.operationId("r-2"));
-        assertThat(OperationCodec.operationId("")).isNotEqualTo(OperationCodec.operationId(""));
+        assertThat(OperationCodec.operationId("r-1", 1)).isEqualTo(OperationCodec.operationId("r-1", 2));
+        assertThat(OperationCodec.operationId("r-1", 1)).isNotEqualTo(OperationCodec.operationId("r-2", 1));
+        assertThat(OperationCodec.operationId("", 1)).isNotEqualTo(OperationCodec.operationId("", 1));
+    }
+
+    @Test
+    void operationIdWithoutRequestId_isTimeOrdered_andCarriesItsAcceptTime() {
+        long t = 1_764_000_000_123L;
+        String id = OperationCodec.operationId("", t);
+        assertThat(java.util.UUID.fromString(id).version()).isEqualTo(7);
+        assertThat(OperationCodec.acceptMillis(id)).hasValue(t);
+        assertThat(OperationCodec.operationId("", t + 1)).isGreaterThan(id);
+        assertThat(OperationCodec.acceptMillis(OperationCodec.operationId("r-1", t))).isEmpty();
+        assertThat(OperationCodec.acceptMillis("no-such-operation")).isEmpty();
     }
 }

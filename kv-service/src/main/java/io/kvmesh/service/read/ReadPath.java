@@ -4,14 +4,17 @@ import io.kvmesh.core.cache.KvCache;
 import io.kvmesh.core.error.KvError;
 import io.kvmesh.core.error.KvException;
 import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.queue.OperationCodec;
 import io.kvmesh.core.store.KvStore;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.time.Clock;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.AtomicLong;
@@ -27,17 +30,22 @@ public final class ReadPath {
     private final KvStore store;
     private final Executor dbExecutor;
     private final Clock clock;
+    /** How long an accepted, unapplied operation is reported PENDING. */
+    private final Duration pendingWindow;
+    /** Replicas' clocks may differ this much: an id from a little in the future is still one of ours. */
+    private static final long CLOCK_SKEW_MILLIS = 60_000;
     /** A catch-up page: few enough rows and bytes that a slow watcher holding one costs little memory. */
     private static final int CATCH_UP_PAGE_ROWS = 500;
     private static final long CATCH_UP_PAGE_BYTES = 1 << 20;
 
     private final AtomicLong cacheFailures = new AtomicLong();
 
-    public ReadPath(KvCache cache, KvStore store, Executor dbExecutor, Clock clock) {
+    public ReadPath(KvCache cache, KvStore store, Executor dbExecutor, Clock clock, Duration pendingWindow) {
         this.cache = cache;
         this.store = store;
         this.dbExecutor = dbExecutor;
         this.clock = clock;
+        this.pendingWindow = pendingWindow;
     }
 
     /** The live entry of {@code key}; fails with NOT_FOUND when there is none. */
@@ -74,11 +82,23 @@ public final class ReadPath {
         }, dbExecutor);
     }
 
-    /** What became of an operation: from the operation log, else PENDING if it is marked accepted, else NOT_FOUND. */
+    /**
+     * What became of an operation: from the operation log; else PENDING if its id is time-ordered and younger than
+     * the pending window, or (an operation with a request id) its Redis mark exists; else NOT_FOUND.
+     */
     public CompletableFuture<OperationView> operation(String id) {
         return CompletableFuture.supplyAsync(() -> store.findOperation(id), dbExecutor).thenCompose(row -> {
             if (row.isPresent()) {
                 return CompletableFuture.completedFuture(OperationView.of(row.get()));
+            }
+            OptionalLong accepted = OperationCodec.acceptMillis(id);
+            if (accepted.isPresent()) {
+                long age = clock.millis() - accepted.getAsLong();
+                if (age >= -CLOCK_SKEW_MILLIS && age <= pendingWindow.toMillis()) {
+                    return CompletableFuture.completedFuture(OperationView.pending(id));
+                }
+                throw new KvException(KvError.NOT_FOUND, "operation not found: " + id
+                        + " (unknown, or older than the operation log's retention)");
             }
             return cache.isPending(id).handle((pending, error) -> {
                 if (error != null) {

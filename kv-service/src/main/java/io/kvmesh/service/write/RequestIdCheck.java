@@ -44,8 +44,7 @@ public final class RequestIdCheck {
     /** Completes when {@code op} may be published; fails with REQUEST_ID_REUSED when its id named another write. */
     public CompletableFuture<Void> admit(Operation op) {
         if (op.getRequestId().isEmpty()) {
-            cache.markPending(op.getId(), op.getRequestHash(), markTtl).exceptionally(e -> null);
-            return CompletableFuture.completedFuture(null);
+            return CompletableFuture.completedFuture(null); // a time-ordered id: its status needs no mark
         }
         return cache.claim(op.getId(), op.getRequestHash(), markTtl)
                 .handle((previous, error) -> error == null ? previous : Optional.<String>empty())

@@ -47,7 +47,7 @@ public final class WritePath {
     private Operation.Builder base(WriteRequest request) {
         Instant now = clock.instant();
         Operation.Builder b = Operation.newBuilder()
-                .setId(OperationCodec.operationId(request.requestId()))
+                .setId(OperationCodec.operationId(request.requestId(), now.toEpochMilli()))
                 .setKey(request.key())
                 .setRequestId(request.requestId() == null ? "" : request.requestId())
                 .setAcceptTimeMicros(now.getEpochSecond() * 1_000_000 + now.getNano() / 1_000);
