@@ -241,7 +241,7 @@ install_native() {
 #
 # supervisord runs every part as a foreground program of its own and restarts it whenever it exits, for whatever
 # reason: autorestart, with `startsecs` of life needed to count as started and a growing pause (1 s, 2 s, 3 s, …)
-# after each failed start, `startretries` times (about 80 minutes in all) before it gives up (FATAL). A part that
+# after each failed start, `startretries` times (well over an hour in all) before it gives up (FATAL). A part that
 # dies after running a while is started again at once. Each program is its own process group, stopped and killed as
 # a group, so no child outlives it (PostgreSQL backends, Erlang helpers, nginx workers).
 
@@ -314,7 +314,7 @@ pidfile=$(sv_path "$SV_PIDFILE")
 childlogdir=$(sv_path "$LOGS")
 directory=$(sv_path "$RUN_DIR")
 identifier=kvmesh-$(basename "$RUN_DIR" | tr -c 'A-Za-z0-9_.\n-' '-')
-$([ "$(id -u)" = 0 ] && printf '; root: saying so spares a warning that no user was named\nuser=root')
+$(if [ "$(id -u)" = 0 ]; then printf '; root: saying so spares a warning that no user was named\nuser=root'; fi)
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface

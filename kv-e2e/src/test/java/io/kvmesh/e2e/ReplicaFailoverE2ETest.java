@@ -24,7 +24,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * One kv-service replica is killed (SIGKILL, by its pid from the run folder) while a steady stream of writes and
  * reads goes through nginx and Envoy: every request is still answered and no acknowledged write is lost.
- * Runs last; it restarts the replica afterwards with {@code start.sh restart}.
+ * Runs after the others but before the self-healing test; it restarts the replica afterwards with {@code start.sh restart}.
  */
 @Order(100)
 class ReplicaFailoverE2ETest {
