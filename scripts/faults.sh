@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# kvmesh's fault suite: starts the whole stack with ./start.sh (native mode) in a fresh temporary run folder on free
+# loopback ports, drives writers and readers through nginx while one fault at a time is injected (kill -9 of each
+# process kind, servers stopped and started, Redis back with and without a dump, a slow Watch client, a reused
+# request id), drains and verifies after each fault (nothing acknowledged lost, nothing applied twice, versions
+# contiguous and in real-time order, Redis = PostgreSQL = the API, no stale reads, recovery with nobody acting),
+# prints a table, writes JSON, stops the stack and removes the folder, pass or fail.
+#
+#   scripts/faults.sh quick     a few faults, short phases (about 4 minutes; the last step of ./test.sh)
+#   scripts/faults.sh full      every fault (about 12 minutes); writes scripts/faults/results/<time>-full.json
+#                               and latest-full.json, and docs/reliability.md from it
+#   scripts/faults.sh report    docs/reliability.md again from scripts/faults/results/latest-full.json
+#
+# Exit status: 0 when every verification held, 1 when any failed, 2 on a usage or set-up error.
+# Environment: KVMESH_FAULTS_KEEP=1 keeps the run folder (logs); KVMESH_FAULTS_ONLY=id,id runs only those faults
+# (development: results then go to the run folder only). The checker is Python 3 standard library
+# (scripts/faults/*.py); it also calls psql, ss and the stack's own scripts.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd -P)"
+cd "$ROOT"
+MODE="${1:-quick}"
+case "$MODE" in quick|full|report) ;; *) echo "usage: scripts/faults.sh quick|full|report" >&2; exit 2 ;; esac
+T0=$(date +%s)
+step() { echo "[faults +$(( $(date +%s) - T0 ))s] $*"; }
+RESULTS="$ROOT/scripts/faults/results"
+DOC="$ROOT/docs/reliability.md"
+
+if [ "$MODE" = report ]; then
+  [ -f "$RESULTS/latest-full.json" ] || { echo "no $RESULTS/latest-full.json: run scripts/faults.sh full" >&2; exit 2; }
+  python3 -B - "$RESULTS/latest-full.json" "$DOC" <<'EOF'
+import json, sys
+sys.path.insert(0, "scripts/faults")
+from report import write_doc
+write_doc(sys.argv[2], json.load(open(sys.argv[1])))
+EOF
+  step "report: $DOC"
+  exit 0
+fi
+
+for tool in python3 psql ss curl; do
+  command -v "$tool" >/dev/null || { echo "[faults] ERROR: $tool is missing (./test.sh installs what the stack needs)" >&2; exit 2; }
+done
+JAVA_HOME="$(scripts/find-java.sh)"; export JAVA_HOME
+RUN_DIR="$(mktemp -d /tmp/kvmesh-faults.XXXXXX)"
+chmod 755 "$RUN_DIR"
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  step "stopping the stack"
+  KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" ./start.sh stop >"$RUN_DIR/stop.log" 2>&1 ||
+    echo "[faults] start.sh stop reported a problem (see $RUN_DIR/stop.log)" >&2
+  # Anything still running from this run folder (a fault can orphan processes, e.g. the workers of a killed nginx
+  # master): only processes whose working directory or command line is inside this private folder.
+  local p left=()
+  for p in /proc/[0-9]*; do
+    p="${p#/proc/}"
+    [ "$p" = $$ ] && continue
+    if [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$RUN_DIR"* ]] ||
+       tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$RUN_DIR"; then
+      left+=("$p")
+    fi
+  done
+  if [ ${#left[@]} -gt 0 ]; then
+    echo "[faults] processes of $RUN_DIR still running after stop: ${left[*]}; killing them" >&2
+    kill -KILL "${left[@]}" 2>/dev/null || true
+  fi
+  if [ "${KVMESH_FAULTS_KEEP:-0}" = 1 ] || [ -n "${KVMESH_FAULTS_ONLY:-}" ] || { [ $rc != 0 ] && [ -n "${CI:-}" ]; }; then
+    step "run folder kept: $RUN_DIR"
+  else
+    rm -rf "$RUN_DIR"
+  fi
+  step "done in $(( $(date +%s) - T0 ))s (exit $rc)"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# every port of the stack in one pick, so no part can take a port meant for another
+read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 PG_PORT REDIS_PORT AMQP_PORT DIST_PORT < <(scripts/free-ports 9)
+export KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
+  KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS=2 KVMESH_REPLICA_PORTS="$R1,$R2"
+export KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" KVMESH_AMQP_PORT="$AMQP_PORT" \
+  KVMESH_RABBIT_DIST_PORT="$DIST_PORT"
+step "starting the stack in $RUN_DIR (nginx :$HTTP_PORT, envoy :$ENVOY_PORT)"
+./start.sh
+
+ARGS=(--mode "$MODE" --root "$ROOT" --run-dir "$RUN_DIR" --command "scripts/faults.sh $MODE")
+if [ -n "${KVMESH_FAULTS_ONLY:-}" ]; then
+  ARGS+=(--only "$KVMESH_FAULTS_ONLY" --json "$RUN_DIR/faults.json")
+elif [ "$MODE" = full ]; then
+  ARGS+=(--json "$RESULTS/$(date -u +%Y%m%dT%H%M%SZ)-full.json" --doc "$DOC")
+else
+  ARGS+=(--json "$RESULTS/latest-quick.json")
+fi
+set +e
+python3 -B scripts/faults/checker.py "${ARGS[@]}"
+rc=$?
+set -e
+if [ "$MODE" = full ] && [ -z "${KVMESH_FAULTS_ONLY:-}" ]; then
+  cp -f "$(ls -1t "$RESULTS"/*-full.json | head -n1)" "$RESULTS/latest-full.json"
+fi
+exit $rc
