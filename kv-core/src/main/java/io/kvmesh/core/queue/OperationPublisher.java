@@ -46,7 +46,10 @@ public final class OperationPublisher implements AutoCloseable {
     private final AmqpConfig config;
     private final PublishBatching batching;
     private final Lane[] lanes;
-    /** Sends what waited once confirms free a lane: never the client library's I/O thread, which delivers them. */
+    /**
+     * The one thread that writes operation messages to the broker: request threads (and the I/O threads that complete
+     * their earlier steps) only queue, so none of them blocks on the broker's socket or flow control.
+     */
     private final ExecutorService flusher;
     private final Object connectionLock = new Object();
     private Connection connection;
@@ -60,7 +63,7 @@ public final class OperationPublisher implements AutoCloseable {
         this.topology = new QueueTopology(config);
         this.partitioner = new Partitioner(config.partitions());
         this.flusher = Executors.newSingleThreadExecutor(
-                Thread.ofPlatform().name("kv-publish-flush").daemon(true).factory());
+                Thread.ofPlatform().name("kv-publisher").daemon(true).factory());
         this.lanes = new Lane[Math.max(1, batching.lanes())];
         for (int i = 0; i < lanes.length; i++) {
             lanes[i] = new Lane(i);
@@ -168,6 +171,7 @@ public final class OperationPublisher implements AutoCloseable {
     private final class Lane {
         private final int index;
         private final ArrayDeque<Waiting> waiting = new ArrayDeque<>();
+        private boolean scheduled;
         private Channel channel;
         private long generation;
         private ConcurrentNavigableMap<Long, Sent> outstanding = new ConcurrentSkipListMap<>();
@@ -176,22 +180,34 @@ public final class OperationPublisher implements AutoCloseable {
             this.index = index;
         }
 
+        /** Queues a write; the publisher's thread sends it (callers never wait on the broker's socket). */
         void add(Waiting w) {
-            List<CompletableFuture<Void>> failed = new ArrayList<>();
-            KvException failure;
             synchronized (this) {
                 waiting.add(w);
-                failure = flushIfFree(failed);
             }
-            completeAll(failed, failure);
+            schedule();
         }
 
         /** After confirms (on the client library's thread): the lane has room again, so what waited goes out. */
         void confirmed() {
+            schedule();
+        }
+
+        private void schedule() {
+            synchronized (this) {
+                if (scheduled || waiting.isEmpty()) {
+                    return;
+                }
+                scheduled = true;
+            }
             try {
                 flusher.execute(this::flushWaiting);
             } catch (java.util.concurrent.RejectedExecutionException e) {
-                // closing
+                List<CompletableFuture<Void>> failed = new ArrayList<>();
+                synchronized (this) {
+                    drainFutures(failed);
+                }
+                completeAll(failed, KvException.unavailable("the publisher is closed", e));
             }
         }
 
@@ -199,6 +215,7 @@ public final class OperationPublisher implements AutoCloseable {
             List<CompletableFuture<Void>> failed = new ArrayList<>();
             KvException failure;
             synchronized (this) {
+                scheduled = false;
                 failure = flushIfFree(failed);
             }
             completeAll(failed, failure);
