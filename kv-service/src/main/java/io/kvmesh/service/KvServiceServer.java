@@ -83,7 +83,10 @@ public final class KvServiceServer {
             // writes fail UNAVAILABLE until the broker is back; reads work meanwhile
             log.warn("broker not reachable at start-up ({}); writes will retry the connection", e.getMessage());
         }
-        ExecutorService workers = Executors.newFixedThreadPool(config.workerThreads(), named("kv-grpc"));
+        // 0 worker threads: handlers run on the transport's threads. They may: every handler only validates and starts
+        // asynchronous work (the cache, the database executor, the publisher's own thread), never blocks.
+        ExecutorService workers = config.workerThreads() == 0 ? null
+                : Executors.newFixedThreadPool(config.workerThreads(), named("kv-grpc"));
         ExecutorService dbExecutor = Executors.newFixedThreadPool(config.postgres().poolSize(), named("kv-db"));
         Clock clock = Clock.systemUTC();
         SyncWaiters waiters = new SyncWaiters();
@@ -103,8 +106,12 @@ public final class KvServiceServer {
                 new Validator(config.limits()),
                 config.syncTimeout());
         HealthStatusManager health = new HealthStatusManager();
+        if (workers == null) {
+            builder.directExecutor();
+        } else {
+            builder.executor(workers);
+        }
         Server server = builder
-                .executor(workers)
                 .addService(ServerInterceptors.intercept(service, new RequestIdInterceptor(), new EagerHeadersInterceptor()))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
@@ -142,7 +149,9 @@ public final class KvServiceServer {
             server.shutdownNow();
         }
         timer.shutdownNow();
-        workers.shutdown();
+        if (workers != null) {
+            workers.shutdown();
+        }
         dbExecutor.shutdown();
         events.close();
         publisher.close();

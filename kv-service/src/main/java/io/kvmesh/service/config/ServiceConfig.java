@@ -15,7 +15,7 @@ import java.time.Duration;
  *
  * @param bindAddress     address the gRPC server binds (127.0.0.1 natively, 0.0.0.0 in a container)
  * @param port            gRPC port
- * @param workerThreads   threads running request handlers (never Netty's event loops)
+ * @param workerThreads   threads running request handlers; 0 runs them on the transport's threads (they never block)
  * @param publishing      how writes are coalesced into broker messages (lanes, messages in flight, batch bounds)
  * @param shutdownGrace   how long in-flight calls may take to finish on shutdown
  * @param startupTimeout  how long to wait for PostgreSQL at start-up
@@ -32,7 +32,7 @@ public record ServiceConfig(String bindAddress, int port, int workerThreads, Pub
         return new ServiceConfig(
                 env.string("KVMESH_GRPC_BIND", "127.0.0.1"),
                 env.integer("KVMESH_GRPC_PORT", 9090, 0, 65535),
-                env.integer("KVMESH_WORKER_THREADS", 32, 1, 1024),
+                env.integer("KVMESH_WORKER_THREADS", 32, 0, 1024),
                 PublishBatching.from(env),
                 env.millis("KVMESH_SHUTDOWN_GRACE_MS", 10_000),
                 env.millis("KVMESH_STARTUP_TIMEOUT_MS", 60_000),
