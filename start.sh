@@ -32,14 +32,12 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd -P)"
-SYS_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH="${PATH:+$PATH:}$SYS_PATH"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"   # now_ms, elapsed, pid_alive, read_pid, port_open, wait_gone, close_extra_fds
 
 say()  { echo "[kvmesh] $*"; }
 warn() { echo "[kvmesh] WARNING: $*" >&2; }
 die()  { echo "[kvmesh] ERROR: $*" >&2; exit 1; }
-now_ms() { date +%s%3N; }
-elapsed() { local ms=$(( $(now_ms) - $1 )); printf '%d.%01ds' $((ms / 1000)) $(((ms % 1000) / 100)); }
 
 # ---------------------------------------------------------------- settings
 
@@ -127,10 +125,6 @@ lock_run_dir() {
   exec 8>>"$RUN_DIR/.stack.lock"
   flock -w 300 8 || die "another start.sh is working on $RUN_DIR"
 }
-
-pid_alive() { [ -n "${1:-}" ] && [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
-
-port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
 server_parts() { echo postgres; echo redis; echo rabbitmq; }
 java_parts() {
@@ -248,7 +242,7 @@ install_native() {
 sv() { supervisorctl -c "$SV_CONF" "$@"; }
 supervisor_running() {
   local p
-  p="$(cat "$SV_PIDFILE" 2>/dev/null || true)"
+  p="$(read_pid "$SV_PIDFILE")"
   pid_alive "$p" && [ -S "$SV_SOCK" ] && [ "$(sv pid 2>/dev/null)" = "$p" ]
 }
 
@@ -359,7 +353,7 @@ EOF
 # too: as nobody/www-data they cannot read nginx/html below a 0700 folder (a clone in mktemp -d or /root).
 run_nginx() {
   local run="$1" old members p user=""
-  old="$(tr -dc '0-9' <"$run/nginx/nginx.pid" 2>/dev/null || true)"
+  old="$(read_pid "$run/nginx/nginx.pid")"
   if [ -n "$old" ] && ! pid_alive "$old"; then
     members="$(pgrep -g "$old" -x nginx || true)"
     if [ -n "$members" ]; then
@@ -503,10 +497,7 @@ check_ports_free() {
 start_supervisor() {
   rm -f "$SV_PIDFILE"
   # supervisord daemonizes; it must not keep our lock (fd 8) or a caller's pipe open
-  (
-    for fd in /proc/$BASHPID/fd/*; do fd="${fd##*/}"; [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"; done
-    cd "$RUN_DIR" && exec supervisord -c "$SV_CONF"
-  ) </dev/null >>"$LOGS/supervisord.out" 2>&1 || { tail -n 20 "$LOGS/supervisord.out" >&2; return 1; }
+  (close_extra_fds; cd "$RUN_DIR" && exec supervisord -c "$SV_CONF") </dev/null >>"$LOGS/supervisord.out" 2>&1 || { tail -n 20 "$LOGS/supervisord.out" >&2; return 1; }
   local i
   for i in $(seq 100); do supervisor_running && return 0; sleep 0.1; done
   tail -n 20 "$LOGS/supervisord.out" "$LOGS/supervisord.log" >&2 2>/dev/null || true
@@ -589,11 +580,10 @@ leftover_pids() {
 stop_native() {
   local p left i
   if supervisor_running; then
-    p="$(cat "$SV_PIDFILE")"
+    p="$(read_pid "$SV_PIDFILE")"
     # supervisord stops every program, edge first and servers last (reverse priority), then exits
     sv shutdown >/dev/null 2>&1 || kill -TERM "$p" 2>/dev/null || true
-    for i in $(seq 1200); do pid_alive "$p" || break; sleep 0.1; done
-    pid_alive "$p" && { warn "supervisord (pid $p) did not stop in 120s; killing it"; kill -KILL "$p" 2>/dev/null || true; }
+    wait_gone 120 "$p" || { warn "supervisord (pid $p) did not stop in 120s; killing it"; kill -KILL "$p" 2>/dev/null || true; }
   fi
   # a sweep for anything a killed supervisord or a killed nginx master left
   left="$(leftover_pids)"

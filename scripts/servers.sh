@@ -26,8 +26,8 @@
 set -euo pipefail
 
 SELF="$(readlink -f "${BASH_SOURCE[0]}")"
-SYS_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH="${PATH:+$PATH:}$SYS_PATH"
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$SELF")/lib.sh"
 START_TIMEOUT="${KVMESH_SERVERS_START_TIMEOUT:-60}"
 IS_ROOT=0
 [ "$(id -u)" = 0 ] && IS_ROOT=1
@@ -41,8 +41,6 @@ usage() {
   exit 2
 }
 
-now_ms() { date +%s%3N; }
-elapsed() { local ms=$(( $(now_ms) - $1 )); printf '%d.%01ds' $((ms / 1000)) $(((ms % 1000) / 100)); }
 
 # ---------------------------------------------------------------- tools
 
@@ -127,12 +125,6 @@ own() {  # own USER PATH... (no-op unless root)
   return 0
 }
 
-pid_alive() { [ -n "${1:-}" ] && [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
-
-read_pid() { [ -s "$1" ] && head -n1 "$1" | tr -dc '0-9' || true; }
-
-port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-
 # Prints N distinct free TCP ports on 127.0.0.1 (avoids RabbitMQ's CLI distribution range 35672-35682).
 free_ports() {
   local n="$1" py
@@ -171,18 +163,6 @@ run_procs() {
   return 0
 }
 
-wait_gone() {  # wait_gone SECONDS PID... -> 0 when none is alive
-  local secs="$1"; shift
-  local end=$(( $(now_ms) + secs * 1000 )) p any
-  while :; do
-    any=0
-    for p in "$@"; do pid_alive "$p" && any=1; done
-    [ $any = 0 ] && return 0
-    [ "$(now_ms)" -ge "$end" ] && return 1
-    sleep 0.1
-  done
-}
-
 kill_hard() {  # kill_hard LABEL PID...  TERM, wait 5 s, KILL
   local label="$1"; shift
   [ $# -gt 0 ] || return 0
@@ -197,14 +177,6 @@ kill_hard() {  # kill_hard LABEL PID...  TERM, wait 5 s, KILL
 # Runs a daemon-starting command with stdin from /dev/null, output appended to LOG and every inherited fd
 # above 2 closed (lock fd, callers' pipes), so no daemon keeps a caller's pipe or our lock open.
 # Usage: spawn LOG cmd args...
-close_extra_fds() {
-  local fd
-  for fd in /proc/$BASHPID/fd/*; do
-    fd="${fd##*/}"
-    [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
-  done
-  return 0
-}
 spawn() {
   local logf="$1"; shift
   ( close_extra_fds; exec "$@" ) </dev/null >>"$logf" 2>&1
