@@ -57,7 +57,7 @@ cleanup() {
     p="${p#/proc/}"
     [ "$p" = $$ ] && continue
     if [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$RUN_DIR"* ]] ||
-       tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$RUN_DIR"; then
+       tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "$RUN_DIR"; then
       left+=("$p")
     fi
   done
@@ -78,13 +78,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # every port of the stack in one pick, so no part can take a port meant for another
-read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 PG_PORT REDIS_PORT AMQP_PORT DIST_PORT < <(scripts/free-ports 9)
+read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 PG_PORT REDIS_PORT AMQP_PORT DIST_PORT C1 C2 < <(scripts/free-ports 11)
 export KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
-  KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS=2 KVMESH_REPLICA_PORTS="$R1,$R2"
+  KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS=2 KVMESH_REPLICA_PORTS="$R1,$R2" \
+  KVMESH_CONSUMER_HTTP_PORTS="$C1,$C2"
 export KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" KVMESH_AMQP_PORT="$AMQP_PORT" \
   KVMESH_RABBIT_DIST_PORT="$DIST_PORT"
 step "starting the stack in $RUN_DIR (nginx :$HTTP_PORT, envoy :$ENVOY_PORT)"
-./start.sh
+./start.sh || { echo "[faults] ERROR: the stack did not start (logs: $RUN_DIR/logs)" >&2; exit 2; }
 
 ARGS=(--mode "$MODE" --root "$ROOT" --run-dir "$RUN_DIR" --command "scripts/faults.sh $MODE")
 if [ -n "${KVMESH_FAULTS_ONLY:-}" ]; then

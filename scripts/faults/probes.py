@@ -169,8 +169,9 @@ def slow_watcher(ctx: Ctx, ph: Phase) -> None:
                                   value=make_value(rid, rng, 16), rid=rid, mode="SYNC", family="kv", source="load",
                                   timeout=20).status)
     applied = answers.count("applied")
-    ph.check("SYNC writes applied afterwards", applied == len(answers), f"{applied}/{len(answers)} answered applied "
-             f"({', '.join(sorted(set(answers)))})")
+    others = sorted({a for a in answers if a != "applied"})
+    ph.check("SYNC writes applied afterwards", applied == len(answers), f"{applied}/{len(answers)} answered applied"
+             + (f" (others: {', '.join(others)})" if others else ""))
     if died:
         for p in died:
             if not ctx.await_recovery(ph, p, ph.t_inject, pids[p]):
@@ -222,4 +223,26 @@ def request_id_reuse(ctx: Ctx, ph: Phase) -> None:
              and h1.op_id == h2.op_id, f"first {show(h1)}, retry {show(h2)}")
     h3 = put(base + "d", "c-1", hid, body=False, headers=hdr)
     ph.check("x-request-id: same id, other key: refused 4xx", refused(h3), show(h3))
+
+    # the standard Idempotency-Key header (README: the same as a body requestId)
+    iid = f"{ctx.run_id}-reuse-idem"
+    idem = {"Idempotency-Key": iid}
+    i1 = put(base + "e", "e-1", iid, body=False, headers=idem)
+    i2 = put(base + "e", "e-1", iid, body=False, headers=idem)
+    ph.check("Idempotency-Key: identical retry, same operation id", i1.outcome == i2.outcome == "acked"
+             and i1.op_id == i2.op_id, f"first {show(i1)}, retry {show(i2)}")
+    i3 = put(base + "f", "e-1", iid, body=False, headers=idem, family="api")
+    ph.check("Idempotency-Key: same id, other key: refused 4xx", refused(i3), show(i3))
+
+    # nothing a refused (or wrongly accepted) write asked for happened: the first writes stand, the others are absent
+    time.sleep(2.0)
+    expect = {"a": ("a-1", 1), "b": None, "c": ("c-1", 1), "d": None, "e": ("e-1", 1), "f": None}
+    wrong = []
+    for name, want in expect.items():
+        a = api.get(base + name)
+        got = ((a.body or {}).get("data", {}).get("value"), int((a.body or {}).get("data", {}).get("version", 0))) \
+            if a.status == 200 else None if a.status == 404 else f"HTTP {a.status or a.error}"
+        if got != want:
+            wrong.append(f"{name}: {got if got is not None else 'absent'} (expected {want or 'absent'})")
+    ph.check("reused ids changed nothing", not wrong, "; ".join(wrong))
     ph.recovered, ph.recovery_s = None, None

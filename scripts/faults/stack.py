@@ -9,6 +9,7 @@ postgres, rabbitmq).
 from __future__ import annotations
 
 import glob
+import http.client
 import os
 import re
 import shlex
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import time
 import urllib.parse
+import xmlrpc.client
 
 # what the process of each part is called in /proc/PID/comm (Linux truncates comm to 15 characters)
 COMM = {"kv-service": "java", "kv-consumer": "java", "envoy": "envoy", "nginx": "nginx",
@@ -25,6 +27,8 @@ SERVERS = ("redis", "postgres", "rabbitmq")
 # names a supervisord program of each part might have
 SUPERVISOR_ALIASES = {"redis": ("redis", "redis-server"), "postgres": ("postgres", "postgresql"),
                       "rabbitmq": ("rabbitmq", "rabbitmq-server")}
+# the words ./start.sh status uses for a part's state
+STATES = ("healthy", "unhealthy", "restarting", "failed", "stopped", "up", "down")
 
 
 def part_kind(part: str) -> str:
@@ -198,9 +202,10 @@ class Stack:
                 return pid
         return None
 
-    # supervisord (start.sh's native mode may run every part under it; found through the run folder)
+    # supervisord: start.sh's native mode runs every part as a program of one supervisord per run folder. Its pids
+    # are asked over supervisord's own XML-RPC socket (what supervisorctl uses), which is cheap enough to poll.
     def _supervisor_conf(self) -> str | None:
-        for pattern in ("supervisord.conf", "*/supervisord.conf", "supervisor*.conf", "*/supervisor*.conf"):
+        for pattern in ("conf/supervisord.conf", "supervisord.conf", "*/supervisor*.conf"):
             found = sorted(glob.glob(os.path.join(self.run_dir, pattern)))
             if found:
                 return found[0]
@@ -209,34 +214,37 @@ class Stack:
     def supervised(self) -> bool:
         return self._supervisor_conf() is not None
 
-    def _supervisorctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess | None:
+    def _supervisor_rpc(self):
         conf = self._supervisor_conf()
         if not conf:
             return None
-        try:
-            return subprocess.run(["supervisorctl", "-c", conf, *args], capture_output=True, text=True,
-                                  timeout=timeout, env=self.env)
-        except (OSError, subprocess.TimeoutExpired):
+        with open(conf, encoding="utf-8") as f:
+            m = re.search(r"^serverurl\s*=\s*unix://(.+)$", f.read(), re.M)
+        if not m:
             return None
-
-    def _supervisor_name(self, part: str) -> str | None:
-        res = self._supervisorctl("status", timeout=10)
-        if res is None:
-            return None
-        wanted = SUPERVISOR_ALIASES.get(part, (part,))
-        for line in res.stdout.splitlines():
-            name = line.split()[0] if line.split() else ""
-            if name.split(":")[-1] in wanted:
-                return name
-        return None
+        return xmlrpc.client.ServerProxy("http://localhost", transport=_UnixTransport(m.group(1).strip()
+                                                                                       .replace("%%", "%")))
 
     def _supervisor_pid(self, part: str) -> int | None:
-        name = self._supervisor_name(part) if self.supervised() else None
-        if not name:
+        rpc = self._supervisor_rpc()
+        if rpc is None:
             return None
-        res = self._supervisorctl("pid", name, timeout=10)
-        out = res.stdout.strip() if res else ""
-        return int(out) if out.isdigit() and out != "0" else None
+        try:
+            for info in rpc.supervisor.getAllProcessInfo():
+                if info["name"] in SUPERVISOR_ALIASES.get(part, (part,)) and info["statename"] == "RUNNING":
+                    return int(info["pid"]) or None
+        except (OSError, xmlrpc.client.Error, KeyError, ValueError):
+            pass
+        return None
+
+    def _supervisorctl(self, *args: str, timeout: float = 150) -> str:
+        conf = self._supervisor_conf()
+        try:
+            res = subprocess.run(["supervisorctl", "-c", conf, *args], capture_output=True, text=True,
+                                 timeout=timeout, env=self.env)
+            return f"supervisorctl {' '.join(args)}: {(res.stdout + res.stderr).strip()[:160]}"
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"supervisorctl {' '.join(args)}: {type(e).__name__}"
 
     # ------------------------------------------------------------------ acting on parts
 
@@ -260,18 +268,16 @@ class Stack:
         return True
 
     def stop_server(self, part: str) -> str:
-        """Stops a server the way an operator would (graceful; Redis with SHUTDOWN SAVE)."""
-        name = self._supervisor_name(part) if self.supervised() else None
-        if name:
-            res = self._supervisorctl("stop", name, timeout=90)
-            return f"supervisorctl stop {name}: rc {res.returncode if res else '?'}"
+        """Stops a server the way an operator would and keeps it stopped: gracefully, Redis saving its data first
+        (SHUTDOWN SAVE; under supervisord SAVE, then the supervisor's stop)."""
+        if self.supervised():
+            saved = f"SAVE {self.redis('SAVE', timeout=60)}; " if part == "redis" else ""
+            return saved + self._supervisorctl("stop", part)
         return self._servers_ctl(part, "stop")
 
     def start_server(self, part: str) -> str:
-        name = self._supervisor_name(part) if self.supervised() else None
-        if name:
-            res = self._supervisorctl("start", name, timeout=120)
-            return f"supervisorctl start {name}: rc {res.returncode if res else '?'}"
+        if self.supervised():
+            return self._supervisorctl("start", part)
         return self._servers_ctl(part, "start")
 
     def _servers_ctl(self, part: str, action: str) -> str:
@@ -281,7 +287,7 @@ class Stack:
 
     def repair(self, part: str) -> str:
         """What a person would do for a part that did not come back by itself."""
-        if part in SERVERS:
+        if part in SERVERS and not self.supervised():
             return self.start_server(part)
         cmd = [os.path.join(self.root, "start.sh"), "restart", part]
         try:
@@ -301,8 +307,9 @@ class Stack:
         states = {}
         for line in res.stdout.splitlines():
             words = line.split()
-            if len(words) >= 2 and words[-1] in ("healthy", "unhealthy", "stopped", "running", "down", "up"):
-                states[words[0]] = words[-1]
+            state = next((w for w in words[1:] if w in STATES), None)
+            if words and state and words[0] in self.parts():
+                states[words[0]] = state
         return res.returncode == 0, states
 
     # ------------------------------------------------------------------ RabbitMQ
@@ -439,3 +446,21 @@ def wait_until(cond, timeout: float, interval: float = 0.2) -> bool:
         if time.time() >= end:
             return False
         time.sleep(interval)
+
+
+class _UnixTransport(xmlrpc.client.Transport):
+    """XML-RPC over supervisord's unix socket."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def make_connection(self, host):
+        path = self.path
+
+        class Conn(http.client.HTTPConnection):
+            def connect(self):
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(10)
+                self.sock.connect(path)
+        return Conn("localhost")
