@@ -14,7 +14,7 @@
 # Exit status: 0 when every verification held, 1 when any failed, 2 on a usage or set-up error.
 # Environment: KVMESH_FAULTS_KEEP=1 keeps the run folder (logs); KVMESH_FAULTS_ONLY=id,id runs only those faults
 # (development: results then go to the run folder only). The checker is Python 3 standard library
-# (scripts/faults/*.py); it also calls psql, ss and the stack's own scripts.
+# (scripts/faults/*.py; its own test, selftest.py, runs first); it also calls psql, ss and the stack's own scripts.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd -P)"
 cd "$ROOT"
@@ -40,6 +40,11 @@ fi
 for tool in python3 psql ss curl; do
   command -v "$tool" >/dev/null || { echo "[faults] ERROR: $tool is missing (./test.sh installs what the stack needs)" >&2; exit 2; }
 done
+# the checker's own test first: it must find each kind of problem in a made-up history
+python3 -B scripts/faults/selftest.py >/tmp/kvmesh-faults-selftest.$$ 2>&1 ||
+  { cat /tmp/kvmesh-faults-selftest.$$ >&2; rm -f /tmp/kvmesh-faults-selftest.$$; echo "[faults] ERROR: the checker's self-test failed" >&2; exit 2; }
+step "checker self-test: $(tail -n 3 /tmp/kvmesh-faults-selftest.$$ | head -n 1 | tr -d '\n') (every kind of problem found in a made-up history)"
+rm -f /tmp/kvmesh-faults-selftest.$$
 JAVA_HOME="$(scripts/find-java.sh)"; export JAVA_HOME
 RUN_DIR="$(mktemp -d /tmp/kvmesh-faults.XXXXXX)"
 chmod 755 "$RUN_DIR"
