@@ -133,6 +133,25 @@ class ReadWriteIT {
     }
 
     @Test
+    void list_pagesAreBoundedInBytesToo_soLargeValuesAlwaysFit() {
+        String big = "b".repeat(900 * 1024); // 6 of them: 5.3 MiB, past the 4 MiB a page may hold
+        for (int i = 0; i < 6; i++) {
+            stack.client(0).put(PutRequest.newBuilder().setKey("bytes/" + i).setValue(big).build());
+        }
+        await().atMost(Duration.ofSeconds(15)).until(() -> codeOf(() -> stack.client(0).get(GetRequest.newBuilder()
+                .setKey("bytes/5").build())) == Status.Code.OK);
+        ListResponse first = stack.client(0).list(ListRequest.newBuilder().setPrefix("bytes/").build());
+        assertThat(first.getDataList()).extracting(Entry::getKey).containsExactly("bytes/0", "bytes/1", "bytes/2",
+                "bytes/3");
+        assertThat(first.getNextPageToken()).isNotEmpty();
+        ListResponse second = stack.client(0).list(ListRequest.newBuilder().setPrefix("bytes/")
+                .setPageToken(first.getNextPageToken()).build());
+        assertThat(second.getDataList()).extracting(Entry::getKey).containsExactly("bytes/4", "bytes/5");
+        assertThat(second.getNextPageToken()).isEmpty();
+        assertThat(second.getData(0).getValue()).isEqualTo(big);
+    }
+
+    @Test
     void list_rejectsNegativePageSizeAndForeignToken() {
         assertThatThrownBy(() -> stack.client(0).list(ListRequest.newBuilder().setPageSize(-1).build()))
                 .isInstanceOf(StatusRuntimeException.class).hasMessageContaining("INVALID_ARGUMENT");

@@ -4,6 +4,7 @@ import io.grpc.Server;
 import io.grpc.ServerBuilder;
 import io.grpc.ServerInterceptors;
 import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionService;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.kvmesh.core.cache.KvCache;
 import io.kvmesh.core.queue.AmqpConnections;
@@ -15,6 +16,7 @@ import io.kvmesh.core.validate.Validator;
 import io.kvmesh.service.config.ServiceConfig;
 import io.kvmesh.service.grpc.EagerHeadersInterceptor;
 import io.kvmesh.service.grpc.KeyValueService;
+import io.kvmesh.service.grpc.MalformedRequestInterceptor;
 import io.kvmesh.service.grpc.RequestIdInterceptor;
 import io.kvmesh.service.read.ReadPath;
 import io.kvmesh.service.watch.EventSubscriber;
@@ -99,7 +101,7 @@ public final class KvServiceServer {
                 }).start();
         KvStore store = new KvStore(database.jdbi());
         KeyValueService service = new KeyValueService(
-                new ReadPath(cache, store, dbExecutor, clock, config.pendingMarkTtl()),
+                new ReadPath(cache, store, dbExecutor, clock, config.pendingMarkTtl(), config.limits().maxPageBytes()),
                 new WritePath(publisher, waiters, new RequestIdCheck(cache, store, dbExecutor, config.pendingMarkTtl()),
                         clock),
                 watchHub,
@@ -112,9 +114,12 @@ public final class KvServiceServer {
             builder.executor(workers);
         }
         Server server = builder
-                .addService(ServerInterceptors.intercept(service, new RequestIdInterceptor(), new EagerHeadersInterceptor()))
+                .addService(MalformedRequestInterceptor.protect(
+                        ServerInterceptors.intercept(service, new RequestIdInterceptor(), new EagerHeadersInterceptor())))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
+                // v1alpha too: deprecated, but what Python's grpcio-reflection, ghz and older tools still speak
+                .addService(ProtoReflectionService.newInstance())
                 .maxInboundMessageSize(config.limits().maxValueBytes() + config.limits().maxKeyBytes() + 64 * 1024)
                 .build();
         return new KvServiceServer(config, server, health, database, cache, publisher, events, watchHub, workers,

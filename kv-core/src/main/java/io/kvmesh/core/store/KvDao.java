@@ -24,20 +24,20 @@ public interface KvDao {
     @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key = :key")
     Optional<Entry> find(@Bind("key") String key);
 
-    /** Live entries after {@code after}, in key order. */
-    @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key > :after AND value IS NOT NULL"
-            + " AND (expire_time IS NULL OR expire_time > now()) ORDER BY key LIMIT :limit")
-    List<Entry> listAll(@Bind("after") String after, @Bind("limit") int limit);
-
     /**
-     * Live entries under a prefix after {@code after}, in key order. {@code upper} is the prefix followed by
-     * U+10FFFF, a character keys cannot contain, so the range scan stops at the end of the prefix.
+     * Live entries under a prefix after {@code after}, in key order: at most {@code limit}, and no further than the
+     * first entry at which the values so far reach {@code maxBytes} (that entry included, so the caller can tell the
+     * page was cut). {@code upper} is the prefix followed by U+10FFFF, a character keys cannot contain, so the range
+     * scan stops at the end of the prefix; "" lists every key.
      */
-    @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key > :after AND key >= :prefix AND key < :upper"
-            + " AND starts_with(key, :prefix) AND value IS NOT NULL"
-            + " AND (expire_time IS NULL OR expire_time > now()) ORDER BY key LIMIT :limit")
+    @SqlQuery("SELECT key, value, version, createTime, updateTime, expireTime FROM ("
+            + " SELECT p.*, sum(octet_length(p.value)) OVER (ORDER BY p.key) AS upto FROM ("
+            + "  SELECT " + COLUMNS + " FROM kv WHERE key > :after AND key >= :prefix AND key < :upper"
+            + "  AND starts_with(key, :prefix) AND value IS NOT NULL"
+            + "  AND (expire_time IS NULL OR expire_time > now()) ORDER BY key LIMIT :limit) p) q"
+            + " WHERE upto - octet_length(value) < :maxBytes ORDER BY key")
     List<Entry> listPrefix(@Bind("prefix") String prefix, @Bind("upper") String upper,
-                           @Bind("after") String after, @Bind("limit") int limit);
+                           @Bind("after") String after, @Bind("limit") int limit, @Bind("maxBytes") long maxBytes);
 
     /**
      * Rows of the given keys, locked for the rest of the transaction, in key order (no deadlocks). An array

@@ -28,11 +28,13 @@ public final class KvStore {
         return call(() -> jdbi.withExtension(KvDao.class, dao -> dao.find(key)));
     }
 
-    /** Up to {@code limit} live entries after {@code after} ("" = from the start), under {@code prefix} ("" = all). */
-    public List<Entry> list(String prefix, String after, int limit) {
-        return call(() -> jdbi.withExtension(KvDao.class, dao -> prefix.isEmpty()
-                ? dao.listAll(after, limit)
-                : dao.listPrefix(prefix, prefix + MAX_CHAR, after, limit)));
+    /**
+     * Up to {@code limit} live entries after {@code after} ("" = from the start), under {@code prefix} ("" = all),
+     * stopping at the first entry at which the values reach {@code maxBytes} (included).
+     */
+    public List<Entry> list(String prefix, String after, int limit, long maxBytes) {
+        return call(() -> jdbi.withExtension(KvDao.class,
+                dao -> dao.listPrefix(prefix, prefix + MAX_CHAR, after, limit, maxBytes)));
     }
 
     /**

@@ -9,7 +9,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 class ValidatorTest {
-    private final Validator validator = new Validator(new Limits(8, 16, 100, 1000));
+    private final Validator validator = new Validator(new Limits(8, 16, 100, 1000, 1 << 20));
 
     @Test
     void checkKey_rejectsEmpty() {

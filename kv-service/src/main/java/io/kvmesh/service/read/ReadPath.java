@@ -12,6 +12,7 @@ import org.slf4j.LoggerFactory;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalLong;
@@ -30,6 +31,8 @@ public final class ReadPath {
     private final KvStore store;
     private final Executor dbExecutor;
     private final Clock clock;
+    /** Bytes of values a List page may hold past its first entry. */
+    private final long maxPageBytes;
     /** How long an accepted, unapplied operation is reported PENDING. */
     private final Duration pendingWindow;
     /** Replicas' clocks may differ this much: an id from a little in the future is still one of ours. */
@@ -40,7 +43,9 @@ public final class ReadPath {
 
     private final AtomicLong cacheFailures = new AtomicLong();
 
-    public ReadPath(KvCache cache, KvStore store, Executor dbExecutor, Clock clock, Duration pendingWindow) {
+    public ReadPath(KvCache cache, KvStore store, Executor dbExecutor, Clock clock, Duration pendingWindow,
+                    long maxPageBytes) {
+        this.maxPageBytes = maxPageBytes;
         this.cache = cache;
         this.store = store;
         this.dbExecutor = dbExecutor;
@@ -68,18 +73,41 @@ public final class ReadPath {
         });
     }
 
-    /** A page of live entries under {@code prefix}, after the key encoded in {@code pageToken}. */
+    /**
+     * A page of live entries under {@code prefix}, after the key encoded in {@code pageToken}: at most
+     * {@code pageSize} entries and, past its first entry, at most the page byte limit of values; the rest follows on
+     * the next page.
+     */
     public CompletableFuture<Page> list(String prefix, int pageSize, String pageToken) {
         String after = PageToken.decode(pageToken);
         return CompletableFuture.supplyAsync(() -> {
-            // one row more than asked tells whether another page follows
-            List<Entry> rows = store.list(prefix, after, pageSize + 1);
-            if (rows.size() <= pageSize) {
-                return new Page(rows, "");
+            // one row more than asked (or the row at which the byte limit is reached) tells that another page follows
+            List<Entry> rows = store.list(prefix, after, pageSize + 1, maxPageBytes);
+            List<Entry> page = new ArrayList<>(Math.min(rows.size(), pageSize));
+            long bytes = 0;
+            boolean more = false;
+            for (Entry e : rows) {
+                long size = utf8Length(e.value());
+                if (page.size() == pageSize || !page.isEmpty() && bytes + size > maxPageBytes) {
+                    more = true;
+                    break;
+                }
+                page.add(e);
+                bytes += size;
             }
-            List<Entry> page = rows.subList(0, pageSize);
-            return new Page(List.copyOf(page), PageToken.encode(page.getLast().key()));
+            // a first entry larger than the limit alone: the store stopped after it, so more may follow
+            more |= bytes > maxPageBytes;
+            return new Page(List.copyOf(page), more ? PageToken.encode(page.getLast().key()) : "");
         }, dbExecutor);
+    }
+
+    private static long utf8Length(String s) {
+        long n = 0;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            n += c < 0x80 ? 1 : c < 0x800 ? 2 : Character.isSurrogate(c) ? 2 : 3;
+        }
+        return n;
     }
 
     /**

@@ -1,11 +1,14 @@
 package io.kvmesh.service.grpc;
 
+import io.grpc.CallOptions;
 import io.grpc.ManagedChannel;
+import io.grpc.MethodDescriptor;
 import io.grpc.Server;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.inprocess.InProcessChannelBuilder;
 import io.grpc.inprocess.InProcessServerBuilder;
+import io.grpc.stub.ClientCalls;
 import io.kvmesh.api.v1.DeleteRequest;
 import io.kvmesh.api.v1.GetRequest;
 import io.kvmesh.api.v1.KeyValueGrpc;
@@ -36,8 +39,8 @@ class KeyValueServiceTest {
     void setUp() throws Exception {
         String name = UUID.randomUUID().toString();
         server = InProcessServerBuilder.forName(name).directExecutor()
-                .addService(new KeyValueService(null, null, null, new Validator(new Limits(16, 32, 10, 50)),
-                        java.time.Duration.ofSeconds(1)))
+                .addService(MalformedRequestInterceptor.protect(new KeyValueService(null, null, null,
+                        new Validator(new Limits(16, 32, 10, 50, 1 << 20)), java.time.Duration.ofSeconds(1)).bindService()))
                 .build().start();
         channel = InProcessChannelBuilder.forName(name).directExecutor().build();
         stub = KeyValueGrpc.newBlockingStub(channel);
@@ -79,6 +82,33 @@ class KeyValueServiceTest {
         assertInvalid(() -> stub.list(ListRequest.newBuilder().setPageSize(-5).build()), "page_size must not be negative");
         assertInvalid(() -> stub.list(ListRequest.newBuilder().setPrefix("a\u0001").build()), "control characters");
     }
+
+    @Test
+    void requestWithBytesThatAreNotUtf8_isInvalidArgument_notAnApplicationError() {
+        // what Envoy sends for GET /api?key=%FF%FE: field 1 (key) holding the bytes FF FE
+        byte[] body = {0x0A, 0x02, (byte) 0xFF, (byte) 0xFE};
+        MethodDescriptor<byte[], byte[]> get = KeyValueGrpc.getGetMethod().toBuilder(BYTES, BYTES).build();
+        assertInvalid(() -> ClientCalls.blockingUnaryCall(channel, get, CallOptions.DEFAULT, body), "not UTF-8");
+        MethodDescriptor<byte[], byte[]> watch = KeyValueGrpc.getWatchMethod().toBuilder(BYTES, BYTES).build();
+        assertInvalid(() -> ClientCalls.blockingServerStreamingCall(channel, watch, CallOptions.DEFAULT, body)
+                .hasNext(), "not UTF-8");
+    }
+
+    private static final MethodDescriptor.Marshaller<byte[]> BYTES = new MethodDescriptor.Marshaller<>() {
+        @Override
+        public java.io.InputStream stream(byte[] value) {
+            return new java.io.ByteArrayInputStream(value);
+        }
+
+        @Override
+        public byte[] parse(java.io.InputStream stream) {
+            try {
+                return stream.readAllBytes();
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
+    };
 
     private static void assertInvalid(Runnable call, String message) {
         StatusRuntimeException e = catchThrowableOfType(StatusRuntimeException.class, call::run);
