@@ -31,6 +31,18 @@ from verify import Verifier  # noqa: E402
 T0 = time.time()
 
 
+def load_average() -> float:
+    """1-minute load average: other builds and stacks share the machine, and it shows in every number."""
+    try:
+        with open("/proc/loadavg", encoding="utf-8") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError):
+        return -1.0
+
+
+LOAD_AT_START = load_average()
+
+
 def step(msg: str) -> None:
     print(f"[faults +{time.time() - T0:.0f}s] {msg}", flush=True)
 
@@ -150,6 +162,7 @@ def main() -> int:
               "finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "duration_min": (time.time() - T0) / 60, "machine": machine(), "commit": git_commit(args.root),
               "process_control": "supervisord" if stack.supervised() else "pid files",
+              "load_average": [LOAD_AT_START, load_average()],
               "config": cfg.__dict__, "run_id": run_id, "phases": phases, "total": total,
               "ok": all(p["ok"] for p in phases) and total["ok"],
               "json_path": os.path.relpath(args.json, args.root) if args.json else ""}

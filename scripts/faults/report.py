@@ -112,6 +112,14 @@ def write_json(path: str, result: dict) -> None:
     os.replace(tmp, path)
 
 
+def load_line(result: dict) -> str:
+    load = result.get("load_average")
+    if not load:
+        return ""
+    return (f"Load average {load[0]:.1f} at the start and {load[1]:.1f} at the end of the run on {os.cpu_count()} "
+            "cores: other work shared the machine, which shows in the counts and the seconds unavailable.\n")
+
+
 def write_doc(path: str, result: dict) -> None:
     """docs/reliability.md from one run's result."""
     phases = result["phases"]
@@ -135,6 +143,7 @@ def write_doc(path: str, result: dict) -> None:
 
 `{result['command']}` on {result['finished_utc']} — {result['machine']} — commit {result['commit']}.
 {"Every check passed." if result['ok'] else "**Some checks failed** (see the findings below the table)."}
+{load_line(result)}
 
 {markdown_table(phases)}
 

@@ -179,16 +179,17 @@ class Verifier:
                                 f"(request id {r.request_id or '-'})")
 
         # --- reads: not older than acknowledged SYNC writes; (version, value) as applied
-        floors: dict[str, list[tuple[float, int]]] = defaultdict(list)
+        floors: dict[str, list[tuple[float, int, str]]] = defaultdict(list)
         for w in writes:
             if w.outcome == "acked" and w.status == "applied" and w.version is not None:
-                floors[w.key].append((w.t_done, w.version))
+                floors[w.key].append((w.t_done, w.version, w.rid))
         floor_index = {}
         for key, lst in floors.items():
             lst.sort()
-            times, best, running = [], [], 0
-            for t, v in lst:
-                running = max(running, v)
+            times, best, running = [], [], (0, 0.0, "")
+            for t, v, rid in lst:
+                if v > running[0]:
+                    running = (v, t, rid)
                 times.append(t)
                 best.append(running)
             floor_index[key] = (times, best)
@@ -199,17 +200,19 @@ class Verifier:
         window = self.ctx.cfg.redis_window_s
         windows = [(t, t + window + STALE_GRACE_S) for t in self.ctx.redis_up] if window > 0 else []
 
-        def floor_at(key: str, t: float) -> int:
+        def floor_at(key: str, t: float) -> tuple[int, float, str]:
+            """The highest version acknowledged applied on KEY before T, when, and by which request."""
             times, best = floor_index.get(key, ([], []))
             i = bisect.bisect_left(times, t)
-            return best[i - 1] if i else 0
+            return best[i - 1] if i else (0, 0.0, "")
 
-        stale_examples = []
+        stale_examples: list[str] = []
+        stale_keys: dict[str, int] = defaultdict(int)
         for rd in reads:
             if not (t_from <= rd.t_start < t_to) or rd.http not in (200, 404):
                 continue
             res["reads"] += 1
-            floor = floor_at(rd.key, rd.t_start)
+            floor, t_ack, rid = floor_at(rd.key, rd.t_start)
             if rd.http == 200:
                 stale = rd.version < floor
             else:
@@ -219,17 +222,21 @@ class Verifier:
                     res["stale_in_window"] += 1
                 else:
                     res["stale"] += 1
-                    if len(stale_examples) < 5:
-                        stale_examples.append(f"stale read: {rd.key} returned "
-                                              f"{'v' + str(rd.version) if rd.http == 200 else '404'} from "
-                                              f"{rd.served_by or '?'}, v{floor} was acknowledged applied before")
+                    stale_keys[rd.key] += 1
+                    if stale_keys[rd.key] == 1 and len(stale_examples) < 5:
+                        stale_examples.append(
+                            f"stale read: {rd.key} returned {'v' + str(rd.version) if rd.http == 200 else '404'} "
+                            f"from {rd.served_by or '?'} at {_clock(rd.t_start)}, {rd.t_start - t_ack:.2f}s after "
+                            f"v{floor} was acknowledged applied (request id {rid})")
             if rd.http == 200:
                 bad = self._read_mismatch(rd, writes_by_rid, applied_row)
                 if bad:
                     problems.append(bad)
         problems.extend(stale_examples)
-        if res["stale"] > len(stale_examples):
-            problems.append(f"... {res['stale'] - len(stale_examples)} more stale reads")
+        if stale_keys:
+            problems.append(f"stale reads per key: " + ", ".join(f"{k.removeprefix(self.prefix)} {n}" for k, n in
+                                                                 sorted(stale_keys.items(), key=lambda kv: -kv[1])[:10])
+                            + (" ..." if len(stale_keys) > 10 else ""))
 
         # --- global: versions, order, final values, Redis, API
         new = self._global(ph, writes, applied, kv, applied_row, written_value, t_from, t_to)
@@ -326,6 +333,10 @@ class Verifier:
         if persisting and ph is not None:
             ph.note(f"{persisting} problem(s) reported in an earlier phase still present")
         return fresh
+
+
+def _clock(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
 def unavailable(probes, t_from: float, t_to: float) -> float:
