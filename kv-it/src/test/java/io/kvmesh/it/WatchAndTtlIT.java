@@ -104,7 +104,8 @@ class WatchAndTtlIT {
     void watch_fromStartVersion_sendsCurrentStateFirst_thenLiveChanges() {
         put(0, "resume/a", "a1");
         put(0, "resume/b", "b1");
-        stack.client(0).put(PutRequest.newBuilder().setKey("resume/b").setValue("b2").setMode(WriteMode.SYNC).build());
+        String b2 = stack.client(0).put(PutRequest.newBuilder().setKey("resume/b").setValue("b2")
+                .setMode(WriteMode.SYNC).build()).getOperationId();
         await().atMost(Duration.ofSeconds(10)).until(() -> stack.store.find("resume/a").isPresent());
 
         Collector c = new Collector();
@@ -113,6 +114,7 @@ class WatchAndTtlIT {
         assertThat(c.events.getFirst().getKey()).isEqualTo("resume/b"); // a is at version 1: below start_version
         assertThat(c.events.getFirst().getVersion()).isEqualTo(2);
         assertThat(c.events.getFirst().getValue()).isEqualTo("b2");
+        assertThat(c.events.getFirst().getOperationId()).isEqualTo(b2); // as the live event said
 
         put(0, "resume/a", "a2");
         await().atMost(Duration.ofSeconds(10)).until(() -> c.events.size() >= 2);
@@ -296,6 +298,21 @@ class WatchAndTtlIT {
         List<OplogRow> log = stack.store.inTransaction(dao -> dao.operationsOfKey("ttl/k"));
         assertThat(log).extracting(OplogRow::kind).containsExactly("PUT", "EXPIRE");
         assertThat(stack.store.find("ttl/k")).map(Entry::value).isEmpty();
+
+        // resumed afterwards, the key reads as it did live: EXPIRE, same version and operation (not DELETE)
+        stack.client(0).put(PutRequest.newBuilder().setKey("ttl/gone").setValue("v").setMode(WriteMode.SYNC).build());
+        stack.client(0).delete(DeleteRequest.newBuilder().setKey("ttl/gone").setMode(WriteMode.SYNC).build());
+        Collector resumed = new Collector();
+        stack.asyncClient(0).watch(WatchRequest.newBuilder().setPrefix("ttl/").setStartVersion(1).build(), resumed);
+        await().atMost(Duration.ofSeconds(10)).until(() -> resumed.events.size() >= 2);
+        WatchResponse expired = resumed.events.stream().filter(e -> e.getKey().equals("ttl/k")).findFirst().orElseThrow();
+        assertThat(expired.getType()).isEqualTo(EventType.EXPIRE);
+        assertThat(expired.getVersion()).isEqualTo(expire.getVersion());
+        assertThat(expired.getOperationId()).isEqualTo(expire.getOperationId());
+        WatchResponse deleted = resumed.events.stream().filter(e -> e.getKey().equals("ttl/gone")).findFirst()
+                .orElseThrow();
+        assertThat(deleted.getType()).isEqualTo(EventType.DELETE);
+        assertThat(deleted.getOperationId()).isNotEmpty();
     }
 
     @Test

@@ -2,6 +2,7 @@ package io.kvmesh.consumer.apply;
 
 import io.kvmesh.core.model.Entry;
 import io.kvmesh.core.queue.RequestHash;
+import io.kvmesh.core.store.Change;
 import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.store.OplogRow;
 import io.kvmesh.queue.v1.ChangeEvent;
@@ -54,7 +55,7 @@ public final class BatchApplier {
                 known.put(row.id(), row);
             }
             Set<String> seen = new HashSet<>();
-            Map<String, Entry> changed = new TreeMap<>();
+            Map<String, Change> changed = new TreeMap<>();
             List<OplogRow> log = new ArrayList<>(ops.size());
             List<ChangeEvent> events = new ArrayList<>(ops.size());
             int duplicates = 0;
@@ -82,7 +83,7 @@ public final class BatchApplier {
                 log.add(row);
                 if (outcome.next() != null) {
                     state.put(op.getKey(), outcome.next());
-                    changed.put(op.getKey(), outcome.next());
+                    changed.put(op.getKey(), new Change(outcome.next(), op.getId(), op.getKind().name()));
                     events.add(Events.changed(op.getId(), Events.kind(op.getKind().name()), outcome.next(), now));
                 } else {
                     events.add(Events.replay(row).toBuilder().setReplayed(false).build());
@@ -94,7 +95,8 @@ public final class BatchApplier {
             if (!log.isEmpty()) {
                 dao.insertOplog(log);
             }
-            return new ApplyResult(List.copyOf(changed.values()), events, log.size(), duplicates);
+            return new ApplyResult(changed.values().stream().map(Change::entry).toList(), events, log.size(),
+                    duplicates);
         });
     }
 

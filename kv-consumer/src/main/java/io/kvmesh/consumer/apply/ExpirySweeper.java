@@ -3,6 +3,8 @@ package io.kvmesh.consumer.apply;
 import com.rabbitmq.client.Channel;
 import io.kvmesh.core.model.Entry;
 import io.kvmesh.core.store.KvStore;
+import io.kvmesh.core.queue.OperationCodec;
+import io.kvmesh.core.store.Change;
 import io.kvmesh.core.store.OplogRow;
 import io.kvmesh.queue.v1.ChangeEvent;
 import org.slf4j.Logger;
@@ -63,7 +65,7 @@ public final class ExpirySweeper implements Runnable {
     /** Expires up to one batch; returns how many entries it expired. */
     int sweepOnce() {
         Instant now = clock.instant().truncatedTo(ChronoUnit.MILLIS);
-        List<Entry> tombstones = new ArrayList<>();
+        List<Change> tombstones = new ArrayList<>();
         List<ChangeEvent> changes = new ArrayList<>();
         store.inTransaction(dao -> {
             List<Entry> expired = dao.lockExpired(now, BATCH);
@@ -73,8 +75,8 @@ public final class ExpirySweeper implements Runnable {
             List<OplogRow> rows = new ArrayList<>(expired.size());
             for (Entry e : expired) {
                 Entry tomb = new Entry(e.key(), null, e.version() + 1, e.createTime(), now, null);
-                String id = "expire:" + e.key() + ":" + tomb.version();
-                tombstones.add(tomb);
+                String id = OperationCodec.expiryId(e.key(), tomb.version());
+                tombstones.add(new Change(tomb, id, "EXPIRE"));
                 rows.add(new OplogRow(id, e.key(), "EXPIRE", tomb.version(), OplogRow.APPLIED, null, null,
                         null, e.expireTime(), now));
                 changes.add(Events.changed(id, ChangeEvent.Kind.EXPIRE, tomb, now));
@@ -86,7 +88,7 @@ public final class ExpirySweeper implements Runnable {
         if (tombstones.isEmpty()) {
             return 0;
         }
-        cacheUpdater.update(tombstones);
+        cacheUpdater.update(tombstones.stream().map(Change::entry).toList());
         Channel ch = channel.get();
         if (ch != null && ch.isOpen()) {
             events.publish(ch, changes);

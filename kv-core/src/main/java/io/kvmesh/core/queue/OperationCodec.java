@@ -71,6 +71,11 @@ public final class OperationCodec {
         return new UUID(msb, lsb).toString();
     }
 
+    /** The id of the expiry that turns version {@code version - 1} of {@code key} into a tombstone at {@code version}. */
+    public static String expiryId(String key, long version) {
+        return "expire:" + key + ":" + version;
+    }
+
     /** When an operation with a time-ordered id was accepted (epoch ms); empty for ids derived from request ids. */
     public static OptionalLong acceptMillis(String operationId) {
         try {

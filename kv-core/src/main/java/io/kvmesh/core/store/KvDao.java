@@ -68,21 +68,22 @@ public interface KvDao {
      * {@code after}: at most {@code limit} rows, and no more rows than fit in {@code maxBytes} of values (the first
      * row always comes, whatever its size), so a page in memory stays small however large the values are.
      */
-    @SqlQuery("SELECT key, value, version, createTime, updateTime, expireTime FROM ("
+    @SqlQuery("SELECT key, value, version, createTime, updateTime, expireTime, operationId, change FROM ("
             + " SELECT p.*, sum(coalesce(octet_length(p.value), 0)) OVER (ORDER BY p.key) AS upto FROM ("
-            + "  SELECT " + COLUMNS + " FROM kv WHERE key > :after AND starts_with(key, :prefix)"
-            + "  AND version >= :minVersion ORDER BY key LIMIT :limit) p) q"
+            + "  SELECT " + COLUMNS + ", operation_id AS operationId, change FROM kv WHERE key > :after"
+            + "  AND starts_with(key, :prefix) AND version >= :minVersion ORDER BY key LIMIT :limit) p) q"
             + " WHERE upto - coalesce(octet_length(value), 0) < :maxBytes ORDER BY key")
-    List<Entry> changedSince(@Bind("prefix") String prefix, @Bind("minVersion") long minVersion,
-                             @Bind("after") String after, @Bind("limit") int limit, @Bind("maxBytes") long maxBytes);
+    @RegisterConstructorMapper(ChangeRow.class)
+    List<ChangeRow> changedSince(@Bind("prefix") String prefix, @Bind("minVersion") long minVersion,
+                                 @Bind("after") String after, @Bind("limit") int limit, @Bind("maxBytes") long maxBytes);
 
     /** Writes the final state of each key; one statement per key, sent as one batch. */
-    @SqlBatch("INSERT INTO kv (key, value, version, create_time, update_time, expire_time)"
-            + " VALUES (:key, :value, :version, :createTime, :updateTime, :expireTime)"
+    @SqlBatch("INSERT INTO kv (key, value, version, create_time, update_time, expire_time, operation_id, change)"
+            + " VALUES (:key, :value, :version, :createTime, :updateTime, :expireTime, :operationId, :kind)"
             + " ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version,"
             + " create_time = excluded.create_time, update_time = excluded.update_time,"
-            + " expire_time = excluded.expire_time")
-    void upsert(@BindMethods Collection<Entry> entries);
+            + " expire_time = excluded.expire_time, operation_id = excluded.operation_id, change = excluded.change")
+    void upsert(@BindMethods Collection<Change> changes);
 
     /**
      * Records operations. No ON CONFLICT: a duplicate id fails the whole transaction, which is

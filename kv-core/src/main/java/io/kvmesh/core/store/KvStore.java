@@ -41,7 +41,7 @@ public final class KvStore {
      * Entries under {@code prefix} with version >= {@code minVersion}, tombstones included, after {@code after}: at
      * most {@code limit} rows holding about {@code maxBytes} of values (always at least one row if any is left).
      */
-    public List<Entry> changedSince(String prefix, long minVersion, String after, int limit, long maxBytes) {
+    public List<ChangeRow> changedSince(String prefix, long minVersion, String after, int limit, long maxBytes) {
         return call(() -> jdbi.withExtension(KvDao.class,
                 dao -> dao.changedSince(prefix, minVersion, after, limit, maxBytes)));
     }

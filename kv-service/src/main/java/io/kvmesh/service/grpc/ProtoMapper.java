@@ -6,6 +6,8 @@ import io.kvmesh.api.v1.EventType;
 import io.kvmesh.api.v1.OperationState;
 import io.kvmesh.api.v1.OperationStatus;
 import io.kvmesh.api.v1.WatchResponse;
+import io.kvmesh.core.queue.OperationCodec;
+import io.kvmesh.core.store.ChangeRow;
 import io.kvmesh.service.read.OperationView;
 
 import java.time.Instant;
@@ -39,15 +41,30 @@ final class ProtoMapper {
         return b.build();
     }
 
-    /** The current state of a key as a Watch catch-up event: PUT if live, EXPIRE if past its TTL, else DELETE. */
-    static WatchResponse toCatchUp(io.kvmesh.core.model.Entry e, Instant now) {
-        EventType type = e.isLiveAt(now) ? EventType.PUT : e.value() != null ? EventType.EXPIRE : EventType.DELETE;
-        WatchResponse.Builder b = WatchResponse.newBuilder().setType(type).setKey(e.key()).setVersion(e.version());
-        if (type == EventType.PUT) {
-            b.setValue(e.value());
-        }
-        if (e.updateTime() != null) {
-            b.setTime(timestamp(e.updateTime()));
+    /**
+     * The current state of a key as a Watch catch-up event, as the live event that produced it read: PUT if live;
+     * EXPIRE if its TTL ran out (swept or not yet: then the version and id are those the sweep will give it, so the
+     * sweep's live event is recognised as already sent); else DELETE. With the operation's id where it is recorded.
+     */
+    static WatchResponse toCatchUp(ChangeRow row, Instant now) {
+        io.kvmesh.core.model.Entry e = row.entry();
+        WatchResponse.Builder b = WatchResponse.newBuilder().setKey(e.key());
+        if (e.isLiveAt(now)) {
+            b.setType(EventType.PUT).setValue(e.value()).setVersion(e.version());
+            b.setOperationId(row.operationId() == null ? "" : row.operationId());
+            if (e.updateTime() != null) {
+                b.setTime(timestamp(e.updateTime()));
+            }
+        } else if (e.value() != null) {
+            long version = e.version() + 1;
+            b.setType(EventType.EXPIRE).setVersion(version).setOperationId(OperationCodec.expiryId(e.key(), version))
+                    .setTime(timestamp(e.expireTime()));
+        } else {
+            b.setType("EXPIRE".equals(row.change()) ? EventType.EXPIRE : EventType.DELETE).setVersion(e.version())
+                    .setOperationId(row.operationId() == null ? "" : row.operationId());
+            if (e.updateTime() != null) {
+                b.setTime(timestamp(e.updateTime()));
+            }
         }
         return b.build();
     }

@@ -5,6 +5,7 @@ import io.kvmesh.core.error.KvError;
 import io.kvmesh.core.error.KvException;
 import io.kvmesh.core.model.Entry;
 import io.kvmesh.core.queue.OperationCodec;
+import io.kvmesh.core.store.ChangeRow;
 import io.kvmesh.core.store.KvStore;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -146,7 +147,7 @@ public final class ReadPath {
      * One page of a Watch catch-up: the current state of keys under {@code prefix} after {@code after} whose version
      * is at least {@code minVersion} (tombstones included), in key order; empty when there are no more.
      */
-    public CompletableFuture<List<Entry>> changedSince(String prefix, long minVersion, String after) {
+    public CompletableFuture<List<ChangeRow>> changedSince(String prefix, long minVersion, String after) {
         return CompletableFuture.supplyAsync(
                 () -> store.changedSince(prefix, minVersion, after, CATCH_UP_PAGE_ROWS, CATCH_UP_PAGE_BYTES), dbExecutor);
     }
