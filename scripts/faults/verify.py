@@ -224,8 +224,9 @@ class Verifier:
                     res["stale"] += 1
                     stale_keys[rd.key] += 1
                     if stale_keys[rd.key] == 1 and len(stale_examples) < 5:
+                        earlier = " (a cache entry left from before this phase)" if t_ack < t_from else ""
                         stale_examples.append(
-                            f"stale read: {rd.key} returned {'v' + str(rd.version) if rd.http == 200 else '404'} "
+                            f"stale read{earlier}: {rd.key} returned {'v' + str(rd.version) if rd.http == 200 else '404'} "
                             f"from {rd.served_by or '?'} at {_clock(rd.t_start)}, {rd.t_start - t_ack:.2f}s after "
                             f"v{floor} was acknowledged applied (request id {rid})")
             if rd.http == 200:
