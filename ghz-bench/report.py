@@ -47,6 +47,23 @@ def roles(m, top=3):
     return ", ".join(f"{r} {c:.2f}" for r, c in best if c >= 0.05) or "–"
 
 
+def warm_text(s):
+    """The method's warm-up sentence from a result's settings (older results: a fixed warm-up)."""
+    if s.get("warm_tol"):
+        return (f"warm-up runs of {s['warm']} s (discarded) until the last {s.get('warm_agree', 2)} agree within "
+                f"{s['warm_tol'] * 100:.0f}% of the largest, at most {s['warm_max']} s per point (column *warm-up*: "
+                "runs, ✓ converged, ✗ stopped at the limit)")
+    return f"{s['warm']} s warm-up discarded"
+
+
+def warm_cell(e):
+    w = e.get("warmup")
+    if not w:
+        return "–"
+    mark = {True: " ✓", False: " ✗", None: ""}[w.get("converged")]
+    return f"{w['runs']}×{w['run_seconds']:g} s{mark}"
+
+
 def load(results_dir):
     for mode in ("full", "quick"):
         p = os.path.join(results_dir, f"latest-{mode}.json")
@@ -146,7 +163,7 @@ def report(doc, src, out, img_dir):
           "while the scenarios ran (column *others* below). Absolute figures are therefore lower than on an idle machine; "
           "ratios taken within the same run are the figures to compare, and even they are only indicative.")
         w("")
-    w(f"**Method:** {s['warm']} s warm-up discarded, then {s['runs']} run(s) of {s['dur']} s per point; medians, "
+    w(f"**Method:** {warm_text(s)}, then {s['runs']} run(s) of {s['dur']} s per point; medians, "
       f"with min–max over the runs in parentheses. {doc['concurrency']} connections (wrk -t2) or 64 concurrent "
       f"gRPC calls over 4 connections (ghz), {doc['value_bytes']}-byte values, reads over {doc['preloaded_keys']} "
       "preloaded keys, writes on a new key every request. CPU time per request = (utime+stime, plus cutime+cstime of "
@@ -211,19 +228,19 @@ def report(doc, src, out, img_dir):
     # ---- closed loop
     w("## Closed loop: throughput and latency (medians)")
     w("")
-    w("| scenario | group | throughput /s (min–max) | p50 ms | p99 ms | p99.9 ms | errors | busiest (cores) | machine busy | others |")
-    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    w("| scenario | group | throughput /s (min–max) | p50 ms | p99 ms | p99.9 ms | errors | busiest (cores) | machine busy | others | warm-up |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for e in sc:
         if e["group"] in ("open loop", "baseline"):
             continue
         m = e.get("median")
         if not m:
-            w(f"| {e['name']} | {e['group']} | **no result**: {e.get('failure', '')[:120]} | | | | | | | |")
+            w(f"| {e['name']} | {e['group']} | **no result**: {e.get('failure', '')[:120]} | | | | | | | | |")
             continue
         unit = " rows" if "upsert" in e["name"] else ""
         w(f"| {e['name']} | {e['group']} | {n(m['throughput'])}{unit}{rng(e, 'throughput')} | {ms(m.get('p50_ms'))} | "
           f"{ms(m.get('p99_ms'))} | {ms(m.get('p999_ms'))} | {n(m.get('errors'))} | {roles(m)} | "
-          f"{ms(m.get('machine_busy_cores'))} | {ms(m.get('others_cores'))} |")
+          f"{ms(m.get('machine_busy_cores'))} | {ms(m.get('others_cores'))} | {warm_cell(e)} |")
     w("")
     w("## Ratios (same run)")
     w("")
