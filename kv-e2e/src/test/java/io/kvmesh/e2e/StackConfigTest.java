@@ -232,6 +232,56 @@ class StackConfigTest {
         }
     }
 
+    /** The edge's answers to what users and fuzzers send (issue 11), as configured; EdgeE2ETest shows them live. */
+    @Test
+    void edge_transcoderReadsLimitValues_forgivesQueries_checksJson_andAnswersErrorsInOneScheme() throws Exception {
+        Map<String, String> vars = new HashMap<>(dockerfileEnv("envoy"));
+        vars.put("KVMESH_ENVOY_DNS", "STATIC");
+        vars.put("KVMESH_ENVOY_UPSTREAMS", "127.0.0.1:9091");
+        String rendered = render("envoy/envoy.yaml", vars);
+        Map<String, Object> cfg = new Yaml().load(rendered);
+        Map<String, Object> listener = ((List<Map<String, Object>>) ((Map<String, Object>) cfg.get("static_resources")).get("listeners")).get(0);
+        Map<String, Object> hcm = (Map<String, Object>) ((List<Map<String, Object>>) ((List<Map<String, Object>>)
+                listener.get("filter_chains")).get(0).get("filters")).get(0).get("typed_config");
+        List<Map<String, Object>> filters = (List<Map<String, Object>>) hcm.get("http_filters");
+        List<String> names = filters.stream().map(f -> String.valueOf(f.get("name"))).toList();
+        assertThat(names.indexOf("envoy.filters.http.lua")).as("the JSON check runs before the transcoder")
+                .isPositive().isLessThan(names.indexOf("envoy.filters.http.grpc_json_transcoder"));
+        Map<String, Object> transcoder = (Map<String, Object>) filters.get(names.indexOf("envoy.filters.http.grpc_json_transcoder"))
+                .get("typed_config");
+        // a 1 MiB value escaped six-fold, and a page of ~4 MiB of values escaped six-fold plus keys
+        assertThat(((Number) transcoder.get("max_request_body_size")).longValue()).isGreaterThanOrEqualTo(6L << 20);
+        assertThat(((Number) transcoder.get("max_response_body_size")).longValue()).isGreaterThanOrEqualTo(30L << 20);
+        assertThat(transcoder).containsEntry("ignore_unknown_query_parameters", true).containsEntry("query_param_unescape_plus", true);
+        assertThat((Map<String, Object>) transcoder.get("print_options")).containsEntry("always_print_primitive_fields", true)
+                .containsEntry("stream_newline_delimited", true);
+        // Envoy's own error replies carry gRPC codes, never the HTTP status
+        assertThat(rendered).doesNotContain("code: \"%RESPONSE_CODE%\"")
+                .contains("default_value: 404", "code: 5,", "default_value: 503", "code: 14,", "default_value: 413", "code: 8,");
+        Path envoy = root.resolve(".run/venv/bin/envoy");
+        if (Files.isExecutable(envoy)) {   // every option exists in the Envoy we run
+            Path file = Files.createTempFile("kvmesh-envoy", ".yaml");
+            Files.writeString(file, rendered.replace(vars.get("KVMESH_DESCRIPTOR"), root.resolve("proto/target/descriptor/kvmesh.pb").toString()));
+            if (Files.exists(root.resolve("proto/target/descriptor/kvmesh.pb"))) {
+                Process p = new ProcessBuilder(envoy.toString(), "--mode", "validate", "-c", file.toString()).redirectErrorStream(true).start();
+                String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
+                assertThat(p.exitValue()).as(log).isZero();
+            }
+            Files.delete(file);
+        }
+
+        String nginx = render("nginx/nginx.conf", env("nginx"));
+        Matcher codes = Pattern.compile("location = /__error/(\\d{3}) \\{[^}]*?'\\{\"code\":(\\d+),").matcher(nginx);
+        Map<String, String> grpcOf = new HashMap<>();
+        while (codes.find()) {
+            grpcOf.put(codes.group(1), codes.group(2));
+        }
+        assertThat(grpcOf).containsEntry("400", "3").containsEntry("404", "5").containsEntry("405", "12").containsEntry("413", "8")
+                .containsEntry("414", "8").containsEntry("494", "8").containsEntry("502", "14").containsEntry("503", "14").containsEntry("504", "4");
+        assertThat(nginx).contains("add_header Allow $kvmesh_allow always;", "application/x-ndjson", "proxy_hide_header grpc-encoding;");
+    }
+
     @Test
     void nginxTemplate_rendersWithEveryPlaceholderFilled() throws Exception {
         String conf = render("nginx/nginx.conf", env("nginx"));
