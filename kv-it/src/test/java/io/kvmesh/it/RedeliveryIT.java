@@ -31,6 +31,38 @@ class RedeliveryIT {
     }
 
     @Test
+    void consumerDiesRightAfterCommit_beforeTheCache_standbyBringsTheCacheUpToDate() {
+        stack.stopConsumers();
+        AtomicReference<KvConsumer> victim = new AtomicReference<>();
+        AtomicBoolean armed = new AtomicBoolean();
+        AtomicBoolean crashed = new AtomicBoolean();
+        victim.set(stack.addConsumer(ops -> {
+            if (armed.get() && crashed.compareAndSet(false, true)) {
+                victim.get().abortBrokerConnection();
+                throw new IllegalStateException("simulated crash after commit, before the cache and the ack");
+            }
+        }));
+        KvConsumer standby = stack.addConsumer(io.kvmesh.consumer.apply.AfterCommit.NONE);
+        assertThat(stack.client(0).put(PutRequest.newBuilder().setKey("cached-once").setValue("v1")
+                .setMode(io.kvmesh.api.v1.WriteMode.SYNC).build()).getVersion()).isEqualTo(1);
+        await().atMost(Duration.ofSeconds(10)).until(() -> stack.client(0).get(io.kvmesh.api.v1.GetRequest.newBuilder()
+                .setKey("cached-once").build()).getSource().equals("redis"));
+
+        armed.set(true);
+        var v2 = stack.client(0).put(PutRequest.newBuilder().setKey("cached-once").setValue("v2")
+                .setMode(io.kvmesh.api.v1.WriteMode.SYNC).build());
+        assertThat(crashed).isTrue();
+        assertThat(v2.getStatus()).isEqualTo("applied"); // the standby's replay of the committed operation
+        assertThat(v2.getVersion()).isEqualTo(2);
+        for (int i = 0; i < 10; i++) {
+            var read = stack.client(0).get(io.kvmesh.api.v1.GetRequest.newBuilder().setKey("cached-once").build());
+            assertThat(read.getData().getVersion()).as("read %d from %s", i, read.getSource()).isEqualTo(2);
+        }
+        assertThat(standby.duplicateCount()).isGreaterThanOrEqualTo(1);
+        stack.stopConsumers();
+    }
+
+    @Test
     void consumerDiesBetweenCommitAndAck_standbyTakesOver_operationAppliedOnce() throws Exception {
         AtomicReference<KvConsumer> victim = new AtomicReference<>();
         AtomicBoolean crashed = new AtomicBoolean();

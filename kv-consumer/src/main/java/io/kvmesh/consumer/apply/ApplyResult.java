@@ -6,8 +6,9 @@ import io.kvmesh.queue.v1.ChangeEvent;
 import java.util.List;
 
 /**
- * What one committed batch did: the final state of each key it changed (in key order, for the cache), one event per
- * operation in apply order (replays of operations applied before included, flagged), and how many were new.
+ * What one committed batch did: the final state of each key it changed or replayed an operation of (in key order,
+ * for the cache), one event per operation in apply order (replays of operations applied before included, flagged),
+ * and how many were new.
  */
 public record ApplyResult(List<Entry> changed, List<ChangeEvent> events, int appliedNow, int duplicates) {
 }

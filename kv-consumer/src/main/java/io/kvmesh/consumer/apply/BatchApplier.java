@@ -17,6 +17,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
@@ -56,6 +57,7 @@ public final class BatchApplier {
             }
             Set<String> seen = new HashSet<>();
             Map<String, Change> changed = new TreeMap<>();
+            Set<String> replayedKeys = new TreeSet<>();
             List<OplogRow> log = new ArrayList<>(ops.size());
             List<ChangeEvent> events = new ArrayList<>(ops.size());
             int duplicates = 0;
@@ -72,6 +74,10 @@ public final class BatchApplier {
                         }
                         events.add(Events.replay(before));
                     }
+                    // the applier that committed it may have died before writing the cache (this is why it is
+                    // redelivered): the key's current state goes to the cache again, or a SYNC answer replayed from
+                    // the log would be followed by reads of the older cached version
+                    replayedKeys.add(op.getKey());
                     continue;
                 }
                 Entry current = state.getOrDefault(op.getKey(), Entry.absent(op.getKey()));
@@ -95,8 +101,10 @@ public final class BatchApplier {
             if (!log.isEmpty()) {
                 dao.insertOplog(log);
             }
-            return new ApplyResult(changed.values().stream().map(Change::entry).toList(), events, log.size(),
-                    duplicates);
+            Set<String> toCache = new TreeSet<>(changed.keySet());
+            toCache.addAll(replayedKeys);
+            List<Entry> cache = toCache.stream().map(state::get).filter(Objects::nonNull).toList();
+            return new ApplyResult(cache, events, log.size(), duplicates);
         });
     }
 
