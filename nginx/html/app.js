@@ -79,7 +79,10 @@ function cut(s, n) { return s.length > n ? s.slice(0, n - 1) + '…' : s; }
 
 function show(out, ...nodes) { out.replaceChildren(...nodes); }
 
-function ok(out, title, node) { show(out, el('div', { class: 'result' }, el('strong', { text: title }), node)); }
+function ok(out, title, node, kind) { show(out, el('div', { class: 'result' + (kind ? ' ' + kind : '') }, el('strong', { text: title }), node)); }
+
+/** A version as the API prints it: every field is present, and "0" means none (queued, or nothing there). */
+function version(v) { return v && v !== '0' ? v : ''; }
 
 function showError(out, e) {
   let head;
@@ -143,7 +146,7 @@ guard($('put-form'), $('put-out'), async () => {
   const r = await api('PUT', '/kv', body);
   ok($('put-out'), r.status === 'applied' ? 'Applied' : 'Queued', fields([
     ['key', key], ['status', r.status], ['operation', opButton(r.operationId)],
-    ['version', r.version || (r.status === 'queued' ? 'assigned when applied' : '')]]));
+    ['version', version(r.version) || (r.status === 'queued' ? 'assigned when applied' : '')]]));
 });
 
 async function getKey(key) {
@@ -160,8 +163,19 @@ guard($('del-form'), $('del-out'), async () => {
   if ($('del-sync').checked) q.set('mode', 'SYNC');
   const ev = parseVersion($('del-expect').value, 'expected version'); if (ev !== null) q.set('expectedVersion', ev);
   const r = await api('DELETE', '/kv?' + q);
+  // An applied delete of a key that was not there changes nothing: its operation says why ("key did not exist"),
+  // and no version was written. Say so instead of a green "Deleted".
+  let reason = '';
+  if (r.status === 'applied') {
+    try { reason = ((await api('GET', '/kv/operations/' + encodeURIComponent(r.operationId))).data || {}).reason || ''; } catch { /* shown as applied */ }
+  }
+  if (r.status === 'applied' && (reason || !version(r.version))) {
+    ok($('del-out'), 'Nothing deleted: ' + (reason || 'key did not exist'), fields([
+      ['key', key], ['status', r.status + ', nothing changed'], ['operation', opButton(r.operationId)], ['version', version(r.version) || '—']]), 'noop');
+    return;
+  }
   ok($('del-out'), r.status === 'applied' ? 'Deleted' : 'Delete queued', fields([
-    ['key', key], ['status', r.status], ['operation', opButton(r.operationId)], ['version', r.version || '—']]));
+    ['key', key], ['status', r.status], ['operation', opButton(r.operationId)], ['version', version(r.version) || '—']]));
 });
 
 async function lookupOp(id) {
@@ -170,7 +184,7 @@ async function lookupOp(id) {
     const r = await api('GET', '/kv/operations/' + encodeURIComponent(id));
     const d = r.data || {};
     ok($('op-out'), d.state || 'UNKNOWN', fields([['operation', d.operationId], ['state', d.state], ['key', d.key], ['kind', d.kind],
-      ['version', d.version], ['reason', d.reason], ['applied', fmtTime(d.applyTime)]]));
+      ['version', version(d.version)], ['reason', d.reason], ['applied', fmtTime(d.applyTime)]]));
   } catch (e) { showError($('op-out'), e); }
   $('op-out').scrollIntoView({ block: 'nearest' });
 }
@@ -236,7 +250,7 @@ function renderEvent(ev) {
   const t = ev.time ? new Date(ev.time) : null;
   const li = el('li', { 'data-type': ev.type || '' },
     el('span', { class: 't', title: ev.time || '', text: t ? t.toLocaleTimeString() : '—' }),
-    el('span', { class: 'type ' + (ev.type || ''), text: (ev.type || '?') + ' v' + (ev.version || '?') }),
+    el('span', { class: 'type ' + (ev.type || ''), text: (ev.type || '?') + (version(ev.version) ? ' v' + ev.version : '') }),
     el('span', { class: 'kv' }, el('span', { class: 'k', text: ev.key }),
       ev.type === 'PUT' ? el('span', { class: 'v', text: ' = ' + (ev.value ?? '') }) : null));
   const list = $('feed');

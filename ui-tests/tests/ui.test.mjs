@@ -162,6 +162,13 @@ describe('kvmesh web UI', { skip: !BASE && 'KVMESH_E2E_HTTP is not set (run scri
     await page.fill('#get-key', k);
     await page.click('#get-form button[type=submit]');
     await eventually(async () => assert.match(await text(page, '#get-out'), /Not found/));
+
+    // a SYNC delete of a key that is not there applies and changes nothing: not a green "Deleted"
+    await page.fill('#del-key', key('never-there'));
+    await page.click('#del-form button[type=submit]');
+    await eventually(async () => assert.match(await text(page, '#del-out'), /^Nothing deleted: key did not exist/));
+    assert.doesNotMatch(await text(page, '#del-out'), /Deleted/);
+    assert.equal(await page.$eval('#del-out .result', (e) => e.classList.contains('noop')), true);
   }));
 
   test('list pages through the keys under a prefix', (t) => withPage(t, '05-list', async (page) => {
