@@ -125,28 +125,8 @@ class WatchAndTtlIT {
     @Test
     void slowWatcher_isClosedWithResourceExhausted_whileAFastOneKeepsUp() {
         Collector fast = new Collector();
-        AtomicReference<Throwable> slowEnd = new AtomicReference<>();
         // a client that never asks for a message: its events pile up on the server
-        stack.asyncClient(0).watch(WatchRequest.newBuilder().setPrefix("slow/").build(),
-                new ClientResponseObserver<WatchRequest, WatchResponse>() {
-                    @Override
-                    public void beforeStart(ClientCallStreamObserver<WatchRequest> requestStream) {
-                        requestStream.disableAutoRequestWithInitial(0);
-                    }
-
-                    @Override
-                    public void onNext(WatchResponse value) {
-                    }
-
-                    @Override
-                    public void onError(Throwable t) {
-                        slowEnd.set(t);
-                    }
-
-                    @Override
-                    public void onCompleted() {
-                    }
-                });
+        AtomicReference<Throwable> slowEnd = neverReading(0, "slow/");
         stack.asyncClient(0).watch(WatchRequest.newBuilder().setPrefix("slow/").build(), fast);
         int writes = BUFFER + 30;
         for (int i = 0; i < writes; i++) {
