@@ -178,6 +178,7 @@ tail_log() {  # tail_log PART
 
 JAR_SERVICE="$ROOT/kv-service/target/kv-service-0.1.0-SNAPSHOT.jar"
 JAR_CONSUMER="$ROOT/kv-consumer/target/kv-consumer-0.1.0-SNAPSHOT.jar"
+JAR_CLI="$ROOT/kv-cli/target/kv-cli-0.1.0-SNAPSHOT.jar"   # kvctl's, built here so its first call needs no Maven
 DESCRIPTOR="$ROOT/proto/target/descriptor/kvmesh.pb"
 
 apt_install() {
@@ -190,11 +191,12 @@ apt_install() {
 
 jars_outdated() {
   local j
-  for j in "$JAR_SERVICE" "$JAR_CONSUMER" "$DESCRIPTOR"; do [ -f "$j" ] || return 0; done
-  [ -d "$ROOT/kv-service/target/lib" ] && [ -d "$ROOT/kv-consumer/target/lib" ] || return 0
+  for j in "$JAR_SERVICE" "$JAR_CONSUMER" "$JAR_CLI" "$DESCRIPTOR"; do [ -f "$j" ] || return 0; done
+  [ -d "$ROOT/kv-service/target/lib" ] && [ -d "$ROOT/kv-consumer/target/lib" ] && [ -d "$ROOT/kv-cli/target/lib" ] || return 0
   local oldest="$JAR_SERVICE"
   [ "$JAR_CONSUMER" -ot "$oldest" ] && oldest="$JAR_CONSUMER"
-  [ -n "$(find "$ROOT/pom.xml" "$ROOT/proto" "$ROOT/kv-core" "$ROOT/kv-service" "$ROOT/kv-consumer" \
+  [ "$JAR_CLI" -ot "$oldest" ] && oldest="$JAR_CLI"
+  [ -n "$(find "$ROOT/pom.xml" "$ROOT/proto" "$ROOT/kv-core" "$ROOT/kv-service" "$ROOT/kv-consumer" "$ROOT/kv-cli" \
       -path '*/target' -prune -o \( -name '*.java' -o -name '*.proto' -o -name 'pom.xml' -o -path '*/src/main/resources/*' \) \
       -type f -newer "$oldest" -print -quit 2>/dev/null)" ]
 }
@@ -221,10 +223,10 @@ install_native() {
   export JAVA_HOME
   if jars_outdated; then
     command -v mvn >/dev/null || apt_install maven
-    say "building the jars (mvn -DskipTests install -pl kv-service,kv-consumer -am; about a minute)"
+    say "building the jars (mvn -DskipTests install -pl kv-service,kv-consumer,kv-cli -am; about a minute)"
     local tb
     tb=$(now_ms)
-    (cd "$ROOT" && mvn -B -q -ntp -DskipTests install -pl kv-service,kv-consumer -am) >"$LOGS/build.log" 2>&1 ||
+    (cd "$ROOT" && mvn -B -q -ntp -DskipTests install -pl kv-service,kv-consumer,kv-cli -am) >"$LOGS/build.log" 2>&1 ||
       { tail -n 40 "$LOGS/build.log" >&2; die "the Maven build failed (log: $LOGS/build.log)"; }
     say "jars built in $(elapsed "$tb")"
   fi
@@ -616,8 +618,8 @@ cmd_stop_native() {
 
 cmd_status_native() {
   set_run_dir
-  load_stack_env || { say "not started from $RUN_DIR"; return 3; }
-  supervisor_running || { say "not running (no supervisord for $RUN_DIR)"; return 3; }
+  load_stack_env || { say "stopped: never started from $RUN_DIR (./start.sh starts it)"; return 3; }
+  supervisor_running || { say "stopped: nothing runs from $RUN_DIR (./start.sh starts it)"; return 3; }
   local rc=0 part state
   servers_status
   read_supervisor_state
@@ -645,8 +647,12 @@ cmd_logs_native() {
   set_run_dir
   if [ -z "${1:-}" ]; then
     say "logs in $LOGS:"
-    (cd "$LOGS" && ls -1 ./*.log rabbitmq/*.log 2>/dev/null | sed 's|^\./||; s/^/  /')
-    say "./start.sh logs PART  follows one (PART: kv-service-1, kv-consumer-1, envoy, envoy-access, nginx, nginx-access, postgres, redis, rabbitmq, supervisord ...)"
+    (cd "$LOGS" && ls -1 ./*.log rabbitmq/*.log 2>/dev/null | sed 's|^\./||; s/^/  /') || true
+    local part
+    for part in nginx-access nginx-error; do   # nginx writes its own two under its folder
+      [ ! -f "$(log_file "$part")" ] || printf '  %-22s (%s)\n' "$part" "$(log_file "$part")"
+    done
+    say "./start.sh logs PART  follows one (PART: kv-service-1, kv-consumer-1, envoy, envoy-access, nginx, nginx-access, nginx-error, postgres, redis, rabbitmq, supervisord ...)"
     return 0
   fi
   local f

@@ -13,9 +13,11 @@ import picocli.CommandLine.Spec;
 
 import java.io.InputStream;
 import java.io.PrintWriter;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
@@ -43,8 +45,9 @@ import java.util.function.Function;
 public final class Kvctl implements Callable<Integer> {
 
     @Option(names = "--endpoint", scope = ScopeType.INHERIT, paramLabel = "HOST:PORT",
-            defaultValue = "${env:KVMESH_ENDPOINT:-127.0.0.1:8080}",
-            description = "gRPC address of the service (Envoy's listener of the local stack); env KVMESH_ENDPOINT. Default: ${DEFAULT-VALUE}")
+            description = "gRPC address of the service (Envoy's listener). Default: KVMESH_ENDPOINT, else the Envoy port of"
+                    + " the stack started from this clone (./start.sh's settings), else KVMESH_ENVOY_PORT (environment,"
+                    + " then ./.env), else 127.0.0.1:8080")
     String endpoint;
 
     @Option(names = "--timeout", scope = ScopeType.INHERIT, paramLabel = "DURATION", defaultValue = "10s",
@@ -63,6 +66,8 @@ public final class Kvctl implements Callable<Integer> {
     private InputStream in = System.in;
     private boolean stderrIsTerminal = System.console() != null;
     private ManagedChannel channel;
+    private Map<String, String> environment = System.getenv();
+    private Path home = Optional.ofNullable(System.getProperty("kvctl.home")).map(Path::of).orElse(null);
 
     /** kvctl with real plaintext gRPC channels. */
     public Kvctl() {
@@ -101,6 +106,21 @@ public final class Kvctl implements Callable<Integer> {
         return this;
     }
 
+    /** The environment and the clone's root (the kvctl script passes -Dkvctl.home) the default endpoint is found from. */
+    Kvctl withSettings(Map<String, String> env, Path clone) {
+        this.environment = env;
+        this.home = clone;
+        return this;
+    }
+
+    /** The endpoint in use: --endpoint, else {@link DefaultEndpoint}. */
+    synchronized String endpoint() {
+        if (endpoint == null) {
+            endpoint = DefaultEndpoint.resolve(environment, home);
+        }
+        return endpoint;
+    }
+
     Kvctl withTerminal(boolean terminal) {
         this.stderrIsTerminal = terminal;
         return this;
@@ -132,7 +152,7 @@ public final class Kvctl implements Callable<Integer> {
 
     synchronized ManagedChannel channel() {
         if (channel == null) {
-            channel = channels.apply(endpoint);
+            channel = channels.apply(endpoint());
         }
         return channel;
     }
@@ -153,7 +173,7 @@ public final class Kvctl implements Callable<Integer> {
                 : e.getStatus().getDescription();
         if (e.getStatus().getCode() == io.grpc.Status.Code.UNAVAILABLE && e.getStatus().getCause() != null
                 && e.getStatus().getDescription() != null && e.getStatus().getDescription().startsWith("io exception")) {
-            message = "cannot reach " + endpoint + ": " + e.getStatus().getCause().getMessage();
+            message = "cannot reach " + endpoint() + ": " + e.getStatus().getCause().getMessage();
         }
         if (json) {
             err.println(Output.errorJson(code, message));

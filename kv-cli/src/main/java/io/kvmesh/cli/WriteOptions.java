@@ -13,8 +13,9 @@ import java.util.UUID;
 final class WriteOptions {
     @Option(names = "--sync", description = "answer once applied (read-your-writes), with the new version")
     boolean sync;
-    @Option(names = "--expect-version", paramLabel = "N",
-            description = "write only if the key's version is N (0 = only if the key does not exist)")
+    @Option(names = {"--expected-version", "--expect-version"}, paramLabel = "N",
+            description = "write only if the key's version is N (0 = only if the key does not exist); the REST and gRPC"
+                    + " field expectedVersion (--expect-version is an alias)")
     Long expectVersion;
     @Option(names = "--request-id", paramLabel = "ID",
             description = "idempotency key: retries with the same id apply once (default: a new random id, so kvctl's"
@@ -35,7 +36,7 @@ final class WriteOptions {
 
     void check(CommandSpec spec) {
         if (expectVersion != null && expectVersion < 0) {
-            throw new ParameterException(spec.commandLine(), "--expect-version must be >= 0");
+            throw new ParameterException(spec.commandLine(), "--expected-version must be >= 0");
         }
     }
 

@@ -79,7 +79,7 @@ class KvctlE2ETest {
         Run ls = kvctl("ls", "--prefix", prefix, "--page-size", "1");
         assertThat(ls.out()).contains(prefix + "a").contains(prefix + "b").contains("2 entries under '" + prefix + "' (2 pages)");
 
-        assertThat(kvctl("put", "--sync", "--expect-version", "0", prefix + "a", "x").code()).isEqualTo(ExitCodes.CONFLICT);
+        assertThat(kvctl("put", "--sync", "--expected-version", "0", prefix + "a", "x").code()).isEqualTo(ExitCodes.CONFLICT);
         assertThat(kvctl("del", "--sync", prefix + "a").code()).isZero();
         Run gone = kvctl("get", prefix + "a");
         assertThat(gone.code()).isEqualTo(ExitCodes.NOT_FOUND);

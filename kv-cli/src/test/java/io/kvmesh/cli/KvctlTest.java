@@ -21,6 +21,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
@@ -89,6 +90,53 @@ class KvctlTest {
         assertThat(sent.getExpectedVersion()).isZero();
         assertThat(sent.getRequestId()).isEqualTo("r-1");
         assertThat(r.out()).containsPattern("status\\s+applied").containsPattern("version\\s+1");
+    }
+
+    @Test
+    void expectedVersion_isTheFlagsName_andExpectVersionItsAlias_onPutAndDel() {
+        assertThat(kvctl("put", "--expected-version", "0", "k", "v").code()).isZero();
+        assertThat(fake.puts.getFirst().hasExpectedVersion()).isTrue();
+        assertThat(kvctl("put", "--expect-version", "1", "k", "w").code()).isZero();
+        assertThat(fake.puts.get(1).getExpectedVersion()).isEqualTo(1);
+        assertThat(kvctl("del", "--expected-version", "2", "k").code()).isZero();
+        Run bad = kvctl("put", "--expected-version", "-1", "k", "v");
+        assertThat(bad.code()).isEqualTo(ExitCodes.USAGE);
+        assertThat(bad.err()).contains("--expected-version must be >= 0");
+    }
+
+    /** kvctl in a clone, without --endpoint, with {@code env} as its environment. */
+    private String defaultEndpoint(Map<String, String> env, Path clone) {
+        Kvctl kvctl = new Kvctl(endpoint -> {
+            endpointsUsed.add(endpoint);
+            return InProcessChannelBuilder.forName(serverName).directExecutor().build();
+        }).withSettings(env, clone).withTerminal(false);
+        var cl = kvctl.commandLine();
+        cl.setOut(new PrintWriter(new StringWriter(), true));
+        cl.setErr(new PrintWriter(new StringWriter(), true));
+        try {
+            assertThat(cl.execute("put", "k", "v")).isZero();
+        } finally {
+            kvctl.close();
+        }
+        return endpointsUsed.getLast();
+    }
+
+    @Test
+    void defaultEndpoint_isTheLocalStacksEnvoy_fromItsSettingsAndDotEnv(@TempDir Path clone) throws IOException {
+        assertThat(defaultEndpoint(Map.of(), clone)).isEqualTo("127.0.0.1:8080");
+        // ./.env, as start.sh reads it
+        Files.writeString(clone.resolve(".env"), "# settings\nexport KVMESH_ENVOY_PORT=\"18080\"\nKVMESH_HTTP_PORT=18088\n");
+        assertThat(defaultEndpoint(Map.of(), clone)).isEqualTo("127.0.0.1:18080");
+        assertThat(defaultEndpoint(Map.of("KVMESH_ENVOY_PORT", "19090"), clone)).isEqualTo("127.0.0.1:19090");
+        // the stack started from this clone: its run folder's stack.env wins (the port it really listens on)
+        Files.createDirectories(clone.resolve(".run"));
+        Files.writeString(clone.resolve(".run/stack.env"), "# written by start.sh\nKVMESH_HTTP_PORT=28088\nKVMESH_ENVOY_PORT=28080\n");
+        assertThat(defaultEndpoint(Map.of(), clone)).isEqualTo("127.0.0.1:28080");
+        Path elsewhere = Files.createDirectories(clone.resolve("other-run"));
+        Files.writeString(elsewhere.resolve("stack.env"), "KVMESH_ENVOY_PORT=38080\n");
+        assertThat(defaultEndpoint(Map.of("KVMESH_RUN_DIR", elsewhere.toString()), clone)).isEqualTo("127.0.0.1:38080");
+        // KVMESH_ENDPOINT and --endpoint still decide
+        assertThat(defaultEndpoint(Map.of("KVMESH_ENDPOINT", "db.example:9000"), clone)).isEqualTo("db.example:9000");
     }
 
     @Test

@@ -282,6 +282,34 @@ class StackConfigTest {
         assertThat(nginx).contains("add_header Allow $kvmesh_allow always;", "application/x-ndjson", "proxy_hide_header grpc-encoding;");
     }
 
+    private static String startSh(Path runDir, String... args) throws Exception {
+        List<String> cmd = new java.util.ArrayList<>(List.of("bash", root.resolve("start.sh").toString()));
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        pb.environment().put("KVMESH_MODE", "native");
+        pb.environment().put("KVMESH_RUN_DIR", runDir.toString());
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
+        return p.exitValue() + "\n" + out;
+    }
+
+    /** After a clean stop (the stack's settings stay, nothing runs): status says stopped; logs lists nginx's two logs. */
+    @Test
+    void startSh_statusSaysStopped_afterAStop_andLogsListsNginxLogs(@org.junit.jupiter.api.io.TempDir Path run) throws Exception {
+        Files.writeString(run.resolve("stack.env"), "KVMESH_HTTP_PORT=1\nKVMESH_ENVOY_PORT=2\nKVMESH_ENVOY_ADMIN_PORT=3\n"
+                + "KVMESH_REPLICAS=1\nKVMESH_CONSUMERS=1\nKVMESH_REPLICA_PORTS=4\nKVMESH_CONSUMER_HTTP_PORTS=5\n");
+        Files.createDirectories(run.resolve("nginx/logs"));
+        Files.createDirectories(run.resolve("logs"));
+        Files.writeString(run.resolve("nginx/logs/access.log"), "");
+        Files.writeString(run.resolve("nginx/logs/error.log"), "");
+        Files.writeString(run.resolve("logs/envoy.log"), "");
+        String status = startSh(run, "status");
+        assertThat(status).doesNotStartWith("0\n").contains("stopped").doesNotContain("not (fully) healthy");
+        String logs = startSh(run, "logs");
+        assertThat(logs).startsWith("0\n").contains("envoy.log", "nginx-access", "nginx-error");
+    }
+
     @Test
     void nginxTemplate_rendersWithEveryPlaceholderFilled() throws Exception {
         String conf = render("nginx/nginx.conf", env("nginx"));
