@@ -219,6 +219,7 @@ install_native() {
     fi
   fi
   "$ENVOY_BIN" --version >/dev/null 2>&1 || die "$ENVOY_BIN does not run"
+  "$ROOT/scripts/docs-ui.sh" || die "could not put Swagger UI into nginx/html/swagger-ui (scripts/docs-ui.sh)"
   JAVA_HOME="$("$ROOT/scripts/find-java.sh")" || die "no JDK >= 21 (see scripts/find-java.sh)"
   export JAVA_HOME
   if jars_outdated; then
@@ -690,7 +691,7 @@ main() {
   settings
   if docker_usable; then
     case "$cmd" in
-      up|start) say "docker mode (docker compose)"; compose up -d --build --wait; print_urls ;;
+      up|start) say "docker mode (docker compose)"; "$ROOT/scripts/docs-ui.sh"; compose up -d --build --wait; print_urls ;;
       stop|down) compose down ;;
       status) compose ps ;;
       logs) compose logs --tail 200 "$@" ;;
