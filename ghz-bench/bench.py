@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -39,6 +40,8 @@ MODES = {
     "full": dict(warm=5, warm_max=60, warm_tol=0.10, warm_agree=3, dur=10, runs=3, ol_dur=5, redis_n=400_000,
                  lag_rate=5000, lag_dur=10, lag_every=10),
 }
+MODES["levers"] = dict(MODES["full"])          # ghz-bench/run.sh levers: the main four scenarios per lever, as in full
+MODES["levers-quick"] = dict(MODES["quick"])   # its smoke test
 OPEN_LOOP_FRACTIONS = [0.25, 0.5, 0.75, 0.9]
 
 
@@ -232,9 +235,19 @@ class Bench:
         self.mode = env["MODE"]
         self.m = MODES[self.mode]
         self.only = only
-        run = env["RUN_DIR"]
-        self.run_dir = run
-        roots = {
+        self.run_dir = env["RUN_DIR"]
+        self.cpu = CpuGroups(self.roots())
+        self.results = {}
+        self.tag = str(int(time.time()))
+        self.http = f"http://127.0.0.1:{env['HTTP_PORT']}"
+        self.etcd = f"http://127.0.0.1:{env['ETCD_PORT']}" if env.get("ETCD_PORT") else None
+        self.direct = f"127.0.0.1:{env['REPLICA1_PORT']}"
+        self.envoy = f"127.0.0.1:{env['ENVOY_PORT']}"
+
+    def roots(self):
+        """The process trees whose CPU time is sampled, by their pid files (read again after a restart)."""
+        env, run = self.e, self.run_dir
+        return {
             "nginx": read_pid(f"{run}/pids/nginx.pid"),
             "envoy": read_pid(f"{run}/pids/envoy.pid"),
             "kv-service-1": read_pid(f"{run}/pids/kv-service-1.pid"),
@@ -244,17 +257,11 @@ class Bench:
             "redis": read_pid(f"{run}/redis/redis.pid"),
             "rabbitmq": self.beam_pid(),
             "postgres": read_pid(f"{run}/postgres/data/postmaster.pid"),
-            "ceiling nginx": int(env["CEIL_NGINX_PID"]),
-            "ceiling envoy": int(env["CEIL_ENVOY_PID"]),
-            "etcd": int(env["ETCD_PID"]),
+            # not started in levers mode
+            "ceiling nginx": int(env.get("CEIL_NGINX_PID") or 0),
+            "ceiling envoy": int(env.get("CEIL_ENVOY_PID") or 0),
+            "etcd": int(env.get("ETCD_PID") or 0),
         }
-        self.cpu = CpuGroups(roots)
-        self.results = {}
-        self.tag = str(int(time.time()))
-        self.http = f"http://127.0.0.1:{env['HTTP_PORT']}"
-        self.etcd = f"http://127.0.0.1:{env['ETCD_PORT']}"
-        self.direct = f"127.0.0.1:{env['REPLICA1_PORT']}"
-        self.envoy = f"127.0.0.1:{env['ENVOY_PORT']}"
 
     def beam_pid(self):
         pid = read_pid(f"{self.e['RUN_DIR']}/rabbitmq/rabbit.pid")
@@ -365,9 +372,14 @@ class Bench:
             log(f"  {name}: {first} messages were still queued at the end; drained in {secs:.1f}s (left {left})")
 
     def preload(self):
-        log("preloading 1000 keys into kvmesh (ghz Put direct) and etcd (ghz KV/Put)")
+        log("preloading 1000 keys into kvmesh (ghz Put direct)" + (" and etcd (ghz KV/Put)" if self.etcd else ""))
         run_ghz(self.direct, "kvmesh.v1.KeyValue/Put", None, n=NKEYS, conc=16, conns=1,
                 data=json.dumps({"key": "bget-{{.RequestNumber}}", "value": VALUE}))
+        if self.etcd:
+            self.preload_etcd()
+        self.wait_visible()
+
+    def preload_etcd(self):
         self.etcd_put_file = os.path.join(self.run_dir, "etcd-put.json")
         self.etcd_get_file = os.path.join(self.run_dir, "etcd-range.json")
         with open(self.etcd_get_file, "w") as f:
@@ -381,6 +393,8 @@ class Bench:
             json.dump([{"key": b64(f"egput-{i}"), "value": b64(VALUE)} for i in range(NKEYS)], f)
         run_ghz(f"127.0.0.1:{self.e['ETCD_PORT']}", "etcdserverpb.KV/Put", None, n=NKEYS, conc=16, conns=1,
                 proto=os.path.join(BENCH, "proto/etcd_kv.proto"), data_file=preload_file)
+
+    def wait_visible(self):
         # the last keys written are visible through the REST API (applied and cached)
         deadline = time.time() + 60
         for k in ("bget-0", f"bget-{NKEYS - 1}"):
@@ -398,6 +412,54 @@ class Bench:
 
     def wrk_env(self):
         return {"WRK_RUN": f"{self.tag}{random.randrange(10**6)}", "WRK_KEYS": str(NKEYS)}
+
+    def envoy_runtime(self, settings):
+        """Sets Envoy runtime keys through its admin (runtime_modify) and checks that /runtime shows them. Envoy
+        answers runtime_modify with 503 "No admin layer specified" when its bootstrap has no layered_runtime with an
+        admin layer (envoy/envoy.yaml has none as of 2026-11-25): then this run's rendered copy gets one and Envoy is
+        restarted (`start.sh restart envoy`, before any scenario). Returns how the keys were set."""
+        if not settings:
+            return None
+        admin = f"http://127.0.0.1:{self.e['ENVOY_ADMIN_PORT']}"
+        query = "&".join(f"{k}={v}" for k, v in settings.items())
+
+        def modify():
+            req = urllib.request.Request(f"{admin}/runtime_modify?{query}", method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    r.read()
+                return None
+            except urllib.error.HTTPError as ex:
+                return f"{ex.code} {ex.read().decode(errors='replace').strip()}"
+
+        how = "runtime_modify"
+        refused = modify()
+        if refused and "admin layer" in refused:
+            conf = os.path.join(self.run_dir, "conf", "envoy.yaml")
+            with open(conf) as f:
+                text = f.read()
+            if "layered_runtime" in text:
+                raise RuntimeError(f"Envoy refused runtime_modify ({refused}) although {conf} has a layered_runtime")
+            with open(conf, "a") as f:
+                f.write("\n# added by ghz-bench (levers): an admin layer, so runtime_modify works\n"
+                        "layered_runtime:\n  layers:\n  - name: static\n    static_layer: {}\n"
+                        "  - name: admin\n    admin_layer: {}\n")
+            log(f"Envoy refused runtime_modify ({refused}): admin layer added to {conf}; restarting Envoy")
+            sh([os.path.join(self.e["ROOT"], "start.sh"), "restart", "envoy"], timeout=180,
+               env={"KVMESH_MODE": "native", "KVMESH_RUN_DIR": self.run_dir})
+            self.cpu = CpuGroups(self.roots())   # Envoy has a new pid
+            how = "runtime_modify, after adding an admin runtime layer to the run's rendered envoy.yaml and restarting Envoy"
+            refused = modify()
+        if refused:
+            raise RuntimeError(f"Envoy refused runtime_modify?{query}: {refused}")
+        with urllib.request.urlopen(f"{admin}/runtime", timeout=10) as r:
+            entries = json.load(r).get("entries") or {}
+        for k, v in settings.items():
+            got = (entries.get(k) or {}).get("final_value")
+            if got != v:
+                raise RuntimeError(f"Envoy runtime {k}: wanted {v!r}, /runtime shows {got!r}")
+        log(f"Envoy runtime set: {query} ({how})")
+        return how
 
     # -- scenarios
 
@@ -476,20 +538,34 @@ class Bench:
                     p50_ms=None, p99_ms=None, p999_ms=None, mean_tx_ms=float(lat.group(1)) if lat else None,
                     command=shlex.join(cmd[:-1] + ["pgbench-upsert.sql"]) + "  # 100 rows per statement")
 
-    def kvmesh(self):
-        put = lambda key: json.dumps({"key": key, "value": VALUE})
-        self.point("REST GET", "kvmesh", lambda d: run_wrk(self.http, "kv_get.lua", d, self.wrk_env()))
-        self.point("REST PUT", "kvmesh", lambda d: run_wrk(self.http, "kv_put.lua", d, self.wrk_env()))
+    def rest_get(self, d):
+        return run_wrk(self.http, "kv_get.lua", d, self.wrk_env())
+
+    def rest_put(self, d):
+        return run_wrk(self.http, "kv_put.lua", d, self.wrk_env())
+
+    def grpc_get(self, target, d):
+        return run_ghz(target, "kvmesh.v1.KeyValue/Get", d, data=json.dumps({"key": "bget-{{randomInt 0 %d}}" % NKEYS}))
+
+    def grpc_put(self, target, prefix, d):
+        return run_ghz(target, "kvmesh.v1.KeyValue/Put", d,
+                       data=json.dumps({"key": f"{prefix}-{self.tag}-{{{{.UUID}}}}", "value": VALUE}))
+
+    def main_four(self, between=None):
+        """REST GET, REST PUT, gRPC Get direct, gRPC Put direct (the levers suite runs only these); between(): the
+        full suite's gRPC Get via Envoy, after gRPC Get direct as before."""
+        self.point("REST GET", "kvmesh", self.rest_get)
+        self.point("REST PUT", "kvmesh", self.rest_put)
         self.drain("REST PUT")
-        self.point("gRPC Get direct", "kvmesh", lambda d: run_ghz(
-            self.direct, "kvmesh.v1.KeyValue/Get", d, data=json.dumps({"key": "bget-{{randomInt 0 %d}}" % NKEYS})))
-        self.point("gRPC Get via Envoy", "kvmesh", lambda d: run_ghz(
-            self.envoy, "kvmesh.v1.KeyValue/Get", d, data=json.dumps({"key": "bget-{{randomInt 0 %d}}" % NKEYS})))
-        self.point("gRPC Put direct", "kvmesh", lambda d: run_ghz(
-            self.direct, "kvmesh.v1.KeyValue/Put", d, data=put(f"gput-{self.tag}-{{{{.UUID}}}}")))
+        self.point("gRPC Get direct", "kvmesh", lambda d: self.grpc_get(self.direct, d))
+        if between:
+            between()
+        self.point("gRPC Put direct", "kvmesh", lambda d: self.grpc_put(self.direct, "gput", d))
         self.drain("gRPC Put direct")
-        self.point("gRPC Put via Envoy", "kvmesh", lambda d: run_ghz(
-            self.envoy, "kvmesh.v1.KeyValue/Put", d, data=put(f"eput-{self.tag}-{{{{.UUID}}}}")))
+
+    def kvmesh(self):
+        self.main_four(between=lambda: self.point("gRPC Get via Envoy", "kvmesh", lambda d: self.grpc_get(self.envoy, d)))
+        self.point("gRPC Put via Envoy", "kvmesh", lambda d: self.grpc_put(self.envoy, "eput", d))
         self.drain("gRPC Put via Envoy")
         self.point("REST mix 90/10", "kvmesh", lambda d: run_wrk(self.http, "kv_mix.lua", d, self.wrk_env()))
         self.drain("REST mix 90/10")
@@ -602,6 +678,91 @@ TARGET_NOTES = {
     "etcd JSON range": "TARGETS.jsonl: 5,000 POST /v3/kv/range of a random preloaded key (base64)",
     "etcd JSON put": "TARGETS.jsonl: one POST /v3/kv/put with a new key and a 256-byte value per request",
 }
+
+
+# ---------------------------------------------------------------- levers: one change at a time against the defaults
+#
+# `ghz-bench/run.sh levers` starts a fresh stack for each configuration below, with its environment (every variable of
+# LEVER_VARS is set: to the lever's value, else to "" which kvmesh reads as its default, so neither the caller's
+# environment nor ./.env can change a configuration), applies its Envoy runtime settings, runs the main four
+# scenarios and stops the stack; `--merge-levers` puts the parts in one JSON for report.py.
+
+LEVER_VARS = ("KVMESH_PUBLISH_BATCH_OPS", "KVMESH_PUBLISH_IN_FLIGHT", "KVMESH_WORKER_THREADS", "KVMESH_JAVA_OPTS",
+              "KVMESH_ENVOY_CONCURRENCY", "KVMESH_NGINX_WORKERS")
+LEVERS = [
+    dict(name="baseline", what="the defaults: group commit on, gRPC handlers on 32 worker threads, JVMs -Xmx512m "
+         "(G1), Envoy logs only errors and slow requests"),
+    dict(name="group commit off", what="one broker message per write, up to 1,024 unconfirmed per lane (as before "
+         "group commit)", env={"KVMESH_PUBLISH_BATCH_OPS": "1", "KVMESH_PUBLISH_IN_FLIGHT": "1024"}),
+    dict(name="handlers on transport threads", what="gRPC handlers run on Netty's transport threads, no worker pool",
+         env={"KVMESH_WORKER_THREADS": "0"}),
+    dict(name="SerialGC", what="all four JVMs with the serial collector", env={"KVMESH_JAVA_OPTS": "-Xmx512m -XX:+UseSerialGC"}),
+    dict(name="ParallelGC", what="all four JVMs with the parallel collector",
+         env={"KVMESH_JAVA_OPTS": "-Xmx512m -XX:+UseParallelGC"}),
+    dict(name="Envoy access log on every request", what="Envoy formats and writes an access-log line for every request "
+         "(runtime kvmesh.access_log.min_status=0)", runtime={"kvmesh.access_log.min_status": "0"}),
+    # extras: only when named in GHZ_BENCH_LEVERS
+    dict(name="Envoy 1 worker", what="Envoy with one worker thread instead of two", env={"KVMESH_ENVOY_CONCURRENCY": "1"},
+         extra=True),
+    dict(name="nginx 1 worker", what="nginx with one worker process instead of one per core",
+         env={"KVMESH_NGINX_WORKERS": "1"}, extra=True),
+    dict(name="baseline again", what="the defaults once more, last: the run-to-run noise of this invocation"),
+]
+LEVER_SCENARIOS = ["REST GET", "REST PUT", "gRPC Get direct", "gRPC Put direct"]
+
+
+def lever_by_name(name):
+    for lv in LEVERS:
+        if lv["name"] == name:
+            return lv
+    sys.exit(f"unknown lever {name!r}; levers: {', '.join(l['name'] for l in LEVERS)}")
+
+
+def lever_env(name):
+    lv = lever_by_name(name)
+    return {k: (lv.get("env") or {}).get(k, "") for k in LEVER_VARS}
+
+
+def merge_levers(parts, out):
+    """One JSON for report.py from the per-configuration parts of one `run.sh levers` invocation."""
+    docs = []
+    for p in parts:
+        with open(p) as f:
+            docs.append(json.load(f))
+    first = docs[0]
+    doc = {k: first[k] for k in ("mode", "started", "settings", "concurrency", "value_bytes", "preloaded_keys",
+                                 "machine", "versions")}
+    doc["scenario_names"] = LEVER_SCENARIOS
+    doc["configs"] = [{k: d.get(k) for k in ("lever", "what", "env", "runtime", "runtime_set_by", "started",
+                                             "loadavg_at_start", "seconds", "scenarios", "missing")} for d in docs]
+    doc["seconds"] = round(sum(d["seconds"] for d in docs), 1)
+    doc["missing"] = [f"{d['lever']}: {m}" for d in docs for m in d["missing"]]
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=1)
+    rows = [("lever", "scenario", "median/s", "min–max", "CPU µs/req (servers)", "warm-up", "others' CPU")]
+    for c in doc["configs"]:
+        for e in c["scenarios"]:
+            m = e.get("median")
+            if not m:
+                rows.append((c["lever"], e["name"], "NO RESULT", (e.get("failure") or "")[:50], "", "", ""))
+                continue
+            r = e["range"].get("throughput", [0, 0])
+            w = e.get("warmup") or {}
+            rows.append((c["lever"], e["name"], f"{m['throughput']:,.0f}", f"{r[0]:,.0f}–{r[1]:,.0f}",
+                         f"{server_us(m):,.0f}", f"{w.get('runs', 0)} {'ok' if w.get('converged') else 'not converged' if w.get('converged') is False else '-'}",
+                         f"{m.get('others_cores', 0):.2f}"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    print()
+    for i, r in enumerate(rows):
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    return doc
+
+
+def server_us(m):
+    """CPU µs per request summed over the server processes (load generator left out)."""
+    return sum((v.get("us_per_req") or 0.0) for g, v in (m.get("cpu") or {}).items() if g != "load generator")
 
 
 def b64(s):
@@ -731,18 +892,81 @@ def print_table(results):
             print("  ".join("-" * w for w in widths))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--env", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--only", default="")
-    a = ap.parse_args()
+def read_env(path):
     env = {}
-    with open(a.env) as f:
+    with open(path) as f:
         for line in f:
             if "=" in line:
                 k, v = line.rstrip("\n").split("=", 1)
                 env[k] = v
+    return env
+
+
+def run_lever(env, name, out):
+    """The levers suite on a stack started with lever `name`'s environment: its Envoy runtime settings, then the
+    main four scenarios; writes one part for --merge-levers."""
+    lv = lever_by_name(name)
+    t0 = time.time()
+    b = Bench(env, set())
+    doc = dict(mode=b.mode, lever=name, what=lv["what"], env=lever_env(name), runtime=lv.get("runtime") or {},
+               started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), settings=b.m, concurrency=CONC,
+               value_bytes=256, preloaded_keys=NKEYS, **machine_and_versions(env))
+    doc["loadavg_at_start"] = doc["machine"]["loadavg_at_start"]
+    log(f"lever: {name} ({lv['what']})")
+    doc["runtime_set_by"] = b.envoy_runtime(lv.get("runtime"))
+    b.preload()
+    b.main_four()
+    doc["scenarios"] = [b.results[n] for n in LEVER_SCENARIOS if n in b.results]
+    doc["seconds"] = round(time.time() - t0, 1)
+    doc["missing"] = [e["name"] for e in doc["scenarios"] if not e.get("median") or not e["median"].get("throughput")]
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=1)
+    print()
+    print_table(b.results)
+    return doc
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--env", help="bench.env written by run.sh")
+    ap.add_argument("--out", help="the result JSON")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--list-levers", action="store_true",
+                    help="print the lever configurations, one a line (only those in $GHZ_BENCH_LEVERS when set)")
+    ap.add_argument("--lever-env", metavar="LEVER", help="print LEVER's environment as NUL-terminated NAME=VALUE")
+    ap.add_argument("--lever", metavar="LEVER", help="run the levers suite on a stack started with LEVER's environment")
+    ap.add_argument("--merge-levers", nargs="+", metavar="PART", help="merge the parts of a levers run into --out")
+    a = ap.parse_args()
+    if a.list_levers:
+        wanted = [x.strip() for x in os.environ.get("GHZ_BENCH_LEVERS", "").split(",") if x.strip()]
+        for n in wanted:
+            lever_by_name(n)
+        for lv in LEVERS:
+            if lv["name"] in wanted or (not wanted and not lv.get("extra")):
+                print(lv["name"])
+        return
+    if a.lever_env:
+        sys.stdout.write("".join(f"{k}={v}\0" for k, v in lever_env(a.lever_env).items()))
+        return
+    if not a.out:
+        ap.error("--out is required")
+    if a.merge_levers:
+        doc = merge_levers(a.merge_levers, a.out)
+        print()
+        if doc["missing"]:
+            print(f"[bench] lever points with no number: {', '.join(doc['missing'])}")
+            sys.exit(1)
+        print(f"[bench] levers: every point produced numbers ({len(doc['configs'])} configurations, {doc['seconds']}s)")
+        return
+    if not a.env:
+        ap.error("--env is required")
+    env = read_env(a.env)
+    if a.lever:
+        doc = run_lever(env, a.lever, a.out)
+        if doc["missing"]:
+            print(f"[bench] {a.lever}: scenarios with no number: {', '.join(doc['missing'])}")
+            sys.exit(1)
+        return
     only = {s.strip() for s in a.only.split(",") if s.strip()}
     t0 = time.time()
     b = Bench(env, only)

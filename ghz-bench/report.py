@@ -64,6 +64,16 @@ def warm_cell(e):
     return f"{w['runs']}×{w['run_seconds']:g} s{mark}"
 
 
+def role_us(m):
+    """CPU µs per request per role (replicas summed, consumers summed), and the servers' total."""
+    acc = {}
+    for proc, v in (m.get("cpu") or {}).items():
+        role = proc.rsplit("-", 1)[0] if proc[-2:] in ("-1", "-2") else proc
+        acc[role] = acc.get(role, 0.0) + (v.get("us_per_req") or 0.0)
+    acc["servers"] = sum(v for r, v in acc.items() if r != "load generator")
+    return acc
+
+
 def load(results_dir):
     for mode in ("full", "quick"):
         p = os.path.join(results_dir, f"latest-{mode}.json")
@@ -138,7 +148,93 @@ def plots(doc, img_dir):
     return made
 
 
-def report(doc, src, out, img_dir):
+LEVER_ROLES = ["nginx", "envoy", "kv-service", "kv-consumer", "redis", "rabbitmq", "postgres"]
+
+
+def levers_section(w, lev, out):
+    """The levers table: lever → CPU per request → throughput, write path and read path, all from one
+    `ghz-bench/run.sh levers` invocation (results/latest-levers.json)."""
+    w("## Levers: CPU per request and throughput, one change at a time")
+    w("")
+    if not lev:
+        w("No levers run yet. `ghz-bench/run.sh levers` (about 40-50 minutes, on an otherwise idle machine) fills this "
+          "section: a fresh stack per configuration, each with one lever changed against the defaults.")
+        w("")
+        return
+    doc, src = lev
+    s = doc["settings"]
+    cfgs = doc["configs"]
+    w(f"From `{os.path.relpath(src, os.path.dirname(os.path.dirname(out)))}` (`ghz-bench/run.sh levers`, started "
+      f"{doc['started']}, {doc['seconds']:.0f} s of scenarios; kvmesh commit {doc['versions'].get('kvmesh commit', '?')}). "
+      "For each configuration, in the order below, a fresh stack (new run folder, new data) is started with that "
+      "configuration's environment (every other lever variable set empty, i.e. kvmesh's default) and Envoy runtime, "
+      f"then REST GET, REST PUT, gRPC Get direct and gRPC Put direct run ({warm_text(s)}; "
+      f"{s['runs']} run(s) of {s['dur']} s; medians), and the stack is stopped. CPU µs per request per process as in "
+      "the CPU table above (replicas summed, consumers summed); *servers* is their sum (load generator excluded)."
+      + (" The defaults run first and again last: the difference between those two rows is this invocation's noise, "
+         "and a lever's delta smaller than it means nothing." if {"baseline", "baseline again"} <= {c["lever"] for c in cfgs} else "")
+      + ("" if doc["mode"] == "levers" else f" **{doc['mode']} mode: a smoke test, not figures.**"))
+    w("")
+    loads = [c.get("loadavg_at_start") or ["?"] for c in cfgs]
+    others = [e["median"].get("others_cores") for c in cfgs for e in c["scenarios"]
+              if e.get("median") and e["median"].get("others_cores") is not None]
+    if others:
+        others.sort()
+        w(f"Processes this invocation did not start used a median of {others[len(others) // 2]:.2f} cores (up to "
+          f"{others[-1]:.2f}) while the scenarios ran; load averages when each configuration started: "
+          + ", ".join(l[0] for l in loads) + ".")
+        w("")
+    w("| lever | what changes | settings |")
+    w("| --- | --- | --- |")
+    for c in cfgs:
+        sets = [f"`{k}={v}`" for k, v in c["env"].items() if v] + [f"Envoy runtime `{k}={v}`" for k, v in c["runtime"].items()]
+        w(f"| {c['lever']} | {c['what']} | {', '.join(sets) or 'defaults'} |")
+    w("")
+    base_cfg = next((c for c in cfgs if c["lever"] == "baseline"), cfgs[0])
+    base = {e["name"]: e for e in base_cfg["scenarios"] if e.get("median")}
+    vs = "vs baseline" if base_cfg["lever"] == "baseline" else f"vs {base_cfg['lever']}"
+
+    def delta(v, b):
+        if v is None or not b:
+            return ""
+        return f"{(v / b - 1) * 100:+.0f}%"
+
+    for title, names in (("Write path", ["REST PUT", "gRPC Put direct"]), ("Read path", ["REST GET", "gRPC Get direct"])):
+        w(f"### {title}")
+        w("")
+        w(f"| scenario | lever | throughput /s (min–max) | {vs} | CPU µs/req, servers | {vs} | "
+          + " | ".join(LEVER_ROLES) + " | load generator | others (cores) | warm-up |")
+        w("| --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in LEVER_ROLES) + " | --- | --- | --- |")
+        for name in names:
+            b = base.get(name)
+            b_tput = b["median"]["throughput"] if b else None
+            b_us = role_us(b["median"])["servers"] if b else None
+            for c in cfgs:
+                e = next((x for x in c["scenarios"] if x["name"] == name), None)
+                if not e or not e.get("median"):
+                    w(f"| {name} | {c['lever']} | **no result**{': ' + e.get('failure', '')[:100] if e else ''} | | | | "
+                      + " | ".join("" for _ in LEVER_ROLES) + " | | | |")
+                    continue
+                m = e["median"]
+                us = role_us(m)
+                same = c is base_cfg
+                cells = [n(us.get(r), 1 if (us.get(r) or 0) < 10 else 0) if (us.get(r) or 0) >= 0.5 else "" for r in LEVER_ROLES]
+                w(f"| {name} | {c['lever']} | {n(m['throughput'])}{rng(e, 'throughput')} | "
+                  f"{'' if same else delta(m['throughput'], b_tput)} | {n(us['servers'])} | "
+                  f"{'' if same else delta(us['servers'], b_us)} | " + " | ".join(cells)
+                  + f" | {n(us.get('load generator'))} | {ms(m.get('others_cores'))} | {warm_cell(e)} |")
+        w("")
+
+
+def load_levers(results_dir):
+    p = os.path.join(results_dir, "latest-levers.json")
+    if not os.path.exists(p):
+        return None
+    with open(p) as f:
+        return json.load(f), p
+
+
+def report(doc, src, out, img_dir, levers=None):
     sc = doc["scenarios"]
     by = {e["name"]: e for e in sc}
     L = []
@@ -295,6 +391,8 @@ def report(doc, src, out, img_dir):
             w(f"![CPU per request]({rel(p)})")
             w("")
 
+    levers_section(w, levers, out)
+
     # ---- versions and commands
     w("## Versions")
     w("")
@@ -400,7 +498,7 @@ def main():
     a = ap.parse_args()
     doc, src = load(a.results)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    report(doc, src, a.out, a.img)
+    report(doc, src, a.out, a.img, load_levers(a.results))
     headline(doc, os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"))
 
 

@@ -6,6 +6,12 @@
 #                              scenario produced no number (it never judges speed)
 #   ghz-bench/run.sh full      per point: 5 s warm-up runs until three in a row agree within 10% (at most 60 s),
 #                              then 3 measured runs of 10 s; about 22-30 minutes
+#   ghz-bench/run.sh levers    the levers table: for each configuration in bench.py LEVERS (group commit off, gRPC
+#                              handlers on transport threads, SerialGC, ParallelGC, Envoy access log on every
+#                              request, each alone against the defaults, and the defaults first and last) a fresh
+#                              stack, REST GET/PUT and gRPC Get/Put direct as in full mode, the stack stopped;
+#                              about 40-50 minutes. GHZ_BENCH_LEVERS="baseline,SerialGC" runs only those.
+#   ghz-bench/run.sh levers-quick   its smoke test (1 short run per point; the result is not written as latest)
 #   ghz-bench/run.sh report    regenerate docs/benchmarks.md and docs/img/*.png from results/latest-*.json
 #
 # It installs missing tools by package name (ghz and vegeta with `go install`, wrk / etcd / pgbench /
@@ -21,7 +27,10 @@ BENCH="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd -P)"
 ROOT="$(cd "$BENCH/.." && pwd -P)"
 export PATH="$HOME/go/bin:/usr/local/go/bin:${PATH}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MODE="${1:-quick}"
-case "$MODE" in quick|full|report) ;; *) echo "usage: ghz-bench/run.sh quick|full|report" >&2; exit 2 ;; esac
+case "$MODE" in quick|full|levers|levers-quick|report) ;;
+  *) echo "usage: ghz-bench/run.sh quick|full|levers|levers-quick|report" >&2; exit 2 ;; esac
+LEVERS=0
+case "$MODE" in levers*) LEVERS=1 ;; esac
 
 T0=$(date +%s)
 step() { echo "[ghz-bench +$(( $(date +%s) - T0 ))s] $*"; }
@@ -89,6 +98,7 @@ free_ports() {  # below the ephemeral range, checked free (scripts/free-ports)
 }
 
 RUN_DIR=""
+STACK_DIR=""   # the running stack's run folder: RUN_DIR, or RUN_DIR/<n> per lever configuration
 STARTED_STACK=0
 CEIL_NGINX_PID="" CEIL_ENVOY_PID="" ETCD_PID=""
 stop_pid() {  # stop_pid PID SIGNAL: a process this script started, by its id
@@ -98,6 +108,13 @@ stop_pid() {  # stop_pid PID SIGNAL: a process this script started, by its id
   for i in $(seq 50); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
   kill -KILL "$p" 2>/dev/null || true
 }
+stop_stack() {
+  if [ "$STARTED_STACK" = 1 ]; then
+    KVMESH_MODE=native KVMESH_RUN_DIR="$STACK_DIR" "$ROOT/start.sh" stop >"$STACK_DIR/stop.log" 2>&1 ||
+      echo "[ghz-bench] start.sh stop reported a problem (see $STACK_DIR/stop.log)" >&2
+    STARTED_STACK=0
+  fi
+}
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -105,9 +122,7 @@ cleanup() {
   stop_pid "$ETCD_PID" TERM
   stop_pid "$CEIL_NGINX_PID" QUIT
   stop_pid "$CEIL_ENVOY_PID" TERM
-  if [ "$STARTED_STACK" = 1 ]; then
-    KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" "$ROOT/start.sh" stop >"$RUN_DIR/stop.log" 2>&1 || echo "[ghz-bench] start.sh stop reported a problem (see $RUN_DIR/stop.log)" >&2
-  fi
+  stop_stack
   if [ -n "$RUN_DIR" ]; then
     if [ "${GHZ_BENCH_KEEP:-0}" = 1 ] || [ $rc != 0 ]; then step "run folder kept: $RUN_DIR"; else rm -rf "$RUN_DIR"; fi
   fi
@@ -121,8 +136,11 @@ ensure_tools
 RUN_DIR="$(mktemp -d /tmp/kvbench.XXXXXX)"
 chmod 755 "$RUN_DIR"
 # every port of the run in one pick, so no part can take a port meant for another
-read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 CN_PORT CE_PORT CE_ADMIN ETCD_PORT ETCD_PEER \
-  PG_PORT REDIS_PORT AMQP_PORT DIST_PORT C1 C2 < <(free_ports 16)
+pick_ports() {
+  read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 CN_PORT CE_PORT CE_ADMIN ETCD_PORT ETCD_PEER \
+    PG_PORT REDIS_PORT AMQP_PORT DIST_PORT C1 C2 < <(free_ports 16)
+}
+pick_ports
 
 # ---------------------------------------------------------------- etcd (own data dir, own ports)
 
@@ -217,7 +235,99 @@ mkdir -p "$BENCH/results"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 OUT="$BENCH/results/$STAMP-$MODE.json"
 
+# start_stack [NAME=VALUE...]: the kvmesh stack in STACK_DIR on the ports picked, with these extra environment variables
+start_stack() {
+  step "starting the kvmesh stack (nginx :$HTTP_PORT, envoy :$ENVOY_PORT, replicas :$R1 :$R2)${*:+ with $*}"
+  mkdir -p "$STACK_DIR"
+  chmod 755 "$STACK_DIR"
+  STARTED_STACK=1
+  env "$@" KVMESH_MODE=native KVMESH_RUN_DIR="$STACK_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
+    KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS=2 KVMESH_REPLICA_PORTS="$R1,$R2" \
+    KVMESH_CONSUMER_HTTP_PORTS="$C1,$C2" KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" \
+    KVMESH_AMQP_PORT="$AMQP_PORT" KVMESH_RABBIT_DIST_PORT="$DIST_PORT" KVMESH_REPLICA_BASE_PORT= \
+    "$ROOT/start.sh" 2>&1 | sed -u 's/^/  /'
+  [ "${PIPESTATUS[0]}" = 0 ] || die "the kvmesh stack did not start"
+}
+
+write_bench_env() {  # write_bench_env FILE
+  local PG_SOCK=""
+  # shellcheck disable=SC1091
+  . "$STACK_DIR/servers.state"
+  cat >"$1" <<EOF
+MODE=$MODE
+ROOT=$ROOT
+RUN_DIR=$STACK_DIR
+HTTP_PORT=$HTTP_PORT
+ENVOY_PORT=$ENVOY_PORT
+ENVOY_ADMIN_PORT=$ADMIN_PORT
+REPLICA1_PORT=$R1
+REPLICA2_PORT=$R2
+PG_PORT=$PG_PORT
+PG_SOCK=$PG_SOCK
+REDIS_PORT=$REDIS_PORT
+AMQP_PORT=$AMQP_PORT
+LAGPROBE=$LAGPROBE
+PERFTEST_LIB=$BENCH/perftest/target/lib
+JAVA_HOME=$("$ROOT/scripts/find-java.sh")
+EOF
+  if [ "$LEVERS" = 0 ]; then
+    cat >>"$1" <<EOF
+CEIL_NGINX_PORT=$CN_PORT
+CEIL_NGINX_PID=$CEIL_NGINX_PID
+CEIL_ENVOY_PORT=$CE_PORT
+CEIL_ENVOY_PID=$CEIL_ENVOY_PID
+ETCD_PORT=$ETCD_PORT
+ETCD_PID=$ETCD_PID
+EOF
+  fi
+}
+
+BUDGET=$(case "$MODE" in quick) echo 300 ;; full) echo 2100 ;; *) echo 0 ;; esac)   # levers: per configuration, below
+budget_check() {
+  local spent=$(( $(date +%s) - T0 ))
+  [ "$spent" -le "$BUDGET" ] || echo "[ghz-bench] WARNING: $MODE mode took ${spent}s, over its ${BUDGET}s budget (first-time installs and jar builds count too)" >&2
+}
+
 step "mode $MODE; run folder $RUN_DIR"
+
+# ---------------------------------------------------------------- levers: one fresh stack per configuration
+
+if [ "$LEVERS" = 1 ]; then
+  mapfile -t LEVER_NAMES < <(python3 "$BENCH/bench.py" --list-levers)
+  [ ${#LEVER_NAMES[@]} -gt 0 ] || die "no lever configuration selected"
+  BUDGET=$(( ${#LEVER_NAMES[@]} * $([ "$MODE" = levers ] && echo 480 || echo 150) ))
+  PARTS=()
+  FAILED=0
+  for i in "${!LEVER_NAMES[@]}"; do
+    name="${LEVER_NAMES[$i]}"
+    step "lever $((i + 1))/${#LEVER_NAMES[@]}: $name"
+    STACK_DIR="$RUN_DIR/$i"
+    [ "$i" = 0 ] || pick_ports
+    mapfile -d '' -t LEVER_ENV < <(python3 "$BENCH/bench.py" --lever-env "$name")
+    start_stack "${LEVER_ENV[@]}"
+    write_bench_env "$STACK_DIR/bench.env"
+    part="$RUN_DIR/part-$i.json"
+    python3 "$BENCH/bench.py" --env "$STACK_DIR/bench.env" --out "$part" --lever "$name" || FAILED=1
+    [ -f "$part" ] && PARTS+=("$part")
+    step "stopping the stack of lever '$name'"
+    stop_stack
+    [ "${GHZ_BENCH_KEEP:-0}" = 1 ] || rm -rf "$STACK_DIR"
+  done
+  [ ${#PARTS[@]} -gt 0 ] || die "no lever configuration produced a result"
+  python3 "$BENCH/bench.py" --merge-levers "${PARTS[@]}" --out "$OUT" || FAILED=1
+  if [ "$MODE" = levers ] && [ -z "${GHZ_BENCH_LEVERS:-}" ]; then
+    cp -f "$OUT" "$BENCH/results/latest-levers.json"
+    step "results: $OUT (and results/latest-levers.json)"
+    report || echo "[ghz-bench] the report generator failed" >&2
+  else
+    step "results (smoke test or a selection of levers, not latest): $OUT"
+  fi
+  budget_check
+  exit "$FAILED"
+fi
+
+# ---------------------------------------------------------------- quick / full
+
 step "starting etcd (127.0.0.1:$ETCD_PORT)"
 start_etcd
 PERF_BG_PID=""
@@ -230,16 +340,8 @@ if [ "$MODE" = quick ]; then
   PERF_BG_PID=$!
 fi
 
-step "starting the kvmesh stack (nginx :$HTTP_PORT, envoy :$ENVOY_PORT, replicas :$R1 :$R2)"
-export KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
-  KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS=2 KVMESH_REPLICA_PORTS="$R1,$R2" \
-  KVMESH_CONSUMER_HTTP_PORTS="$C1,$C2"
-export KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" KVMESH_AMQP_PORT="$AMQP_PORT" \
-  KVMESH_RABBIT_DIST_PORT="$DIST_PORT"
-unset KVMESH_REPLICA_BASE_PORT
-STARTED_STACK=1
-"$ROOT/start.sh" 2>&1 | sed -u 's/^/  /'
-[ "${PIPESTATUS[0]}" = 0 ] || die "the kvmesh stack did not start"
+STACK_DIR="$RUN_DIR"
+start_stack
 
 step "starting the ceiling nginx (:$CN_PORT) and ceiling Envoy (:$CE_PORT)"
 start_ceiling_nginx
@@ -248,30 +350,7 @@ wait_http "ceiling nginx" "http://127.0.0.1:$CN_PORT/"
 wait_http "ceiling envoy" "http://127.0.0.1:$CE_PORT/"
 [ -z "$PERF_BG_PID" ] || { step "waiting for etcdctl check perf"; wait "$PERF_BG_PID" || true; }
 
-# shellcheck disable=SC1091
-. "$RUN_DIR/servers.state"
-cat >"$RUN_DIR/bench.env" <<EOF
-MODE=$MODE
-ROOT=$ROOT
-RUN_DIR=$RUN_DIR
-HTTP_PORT=$HTTP_PORT
-ENVOY_PORT=$ENVOY_PORT
-REPLICA1_PORT=$R1
-REPLICA2_PORT=$R2
-CEIL_NGINX_PORT=$CN_PORT
-CEIL_NGINX_PID=$CEIL_NGINX_PID
-CEIL_ENVOY_PORT=$CE_PORT
-CEIL_ENVOY_PID=$CEIL_ENVOY_PID
-ETCD_PORT=$ETCD_PORT
-ETCD_PID=$ETCD_PID
-PG_PORT=$PG_PORT
-PG_SOCK=$PG_SOCK
-REDIS_PORT=$REDIS_PORT
-AMQP_PORT=$AMQP_PORT
-LAGPROBE=$LAGPROBE
-PERFTEST_LIB=$BENCH/perftest/target/lib
-JAVA_HOME=$("$ROOT/scripts/find-java.sh")
-EOF
+write_bench_env "$RUN_DIR/bench.env"
 
 step "running the scenarios"
 python3 "$BENCH/bench.py" --env "$RUN_DIR/bench.env" --out "$OUT" ${GHZ_BENCH_ONLY:+--only "$GHZ_BENCH_ONLY"}
@@ -282,6 +361,4 @@ if [ -z "${GHZ_BENCH_ONLY:-}" ]; then
 else
   step "results (partial run, not latest): $OUT"
 fi
-BUDGET=$([ "$MODE" = quick ] && echo 300 || echo 2100)
-SPENT=$(( $(date +%s) - T0 ))
-[ "$SPENT" -le "$BUDGET" ] || echo "[ghz-bench] WARNING: $MODE mode took ${SPENT}s, over its ${BUDGET}s budget (first-time installs and jar builds count too)" >&2
+budget_check
