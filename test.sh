@@ -8,7 +8,8 @@
 #   2. runs the end-to-end suites (scripts/e2e.sh): the whole stack from ./start.sh on free
 #      ports — nginx → Envoy → 2 kv-service → RabbitMQ → 2 kv-consumer → PostgreSQL/Redis —
 #      driven over HTTP/JSON and gRPC (kv-e2e), by kvctl (kv-cli) and by headless Chromium
-#      (ui-tests, which also checks openapi.json against the proto), then stopped and removed;
+#      (ui-tests, which also checks openapi.json against the proto) and fuzzed from its /openapi.json by
+#      schemathesis (scripts/schemathesis.sh; installed into a venv from PyPI), then stopped and removed;
 #   3. runs ghz-bench/run.sh quick: every benchmark scenario once, briefly, as a smoke test.
 #
 #   ./test.sh                 the whole suite
@@ -54,8 +55,8 @@ mvn -B -ntp install "$@"
 cleanup
 trap - EXIT
 
-step "running the end-to-end suites through nginx and Envoy: REST, gRPC, kvctl, web UI in Chromium"
-KVMESH_E2E_MODULES=kv-e2e,kv-cli KVMESH_E2E_UI=1 scripts/e2e.sh
+step "running the end-to-end suites through nginx and Envoy: REST, gRPC, kvctl, web UI in Chromium, schemathesis"
+KVMESH_E2E_MODULES=kv-e2e,kv-cli KVMESH_E2E_UI=1 KVMESH_E2E_SCHEMATHESIS=1 scripts/e2e.sh
 
 # A smoke test of the benchmark suite: every scenario runs briefly and must produce numbers (never asserts
 # speed). Its results stay out of git; the committed figures come from `ghz-bench/run.sh full`.

@@ -8,6 +8,7 @@
 #   KVMESH_E2E_KEEP=1 scripts/e2e.sh    leave the run folder (logs) in place
 #   KVMESH_E2E_MODULES=kv-e2e,kv-cli    Maven modules whose e2e tests run (default kv-e2e)
 #   KVMESH_E2E_UI=1 scripts/e2e.sh      then also the browser tests (scripts/ui-tests.sh) on the same stack
+#   KVMESH_E2E_SCHEMATHESIS=1 scripts/e2e.sh   then also fuzz the REST API from its /openapi.json (scripts/schemathesis.sh)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd -P)"
 cd "$ROOT"
@@ -56,4 +57,8 @@ mvn -B -ntp -pl "${KVMESH_E2E_MODULES:-kv-e2e}" -Pe2e test "$@"
 if [ "${KVMESH_E2E_UI:-0}" = 1 ]; then
   step "running the browser tests of the web UI against the same stack"
   scripts/ui-tests.sh
+fi
+if [ "${KVMESH_E2E_SCHEMATHESIS:-0}" = 1 ]; then
+  step "fuzzing the REST API through nginx with schemathesis (from the served /openapi.json)"
+  scripts/schemathesis.sh "$KVMESH_E2E_HTTP"
 fi

@@ -89,6 +89,65 @@ for path in spec["paths"].values():
             ok["schema"] = {"$ref": "#/definitions/" + name}
             ok["description"] = ("A stream of " + name + " objects, one JSON object a line (newline-delimited JSON), "
                                  "sent as each change applies; the response starts with the first event.")
+# The rules the edge and the service enforce, written into the spec so that clients and fuzzers (schemathesis in
+# scripts/e2e.sh) know the valid inputs: keys and prefixes are text without control characters or Unicode
+# noncharacters, at most 1024 bytes (1024 characters; the byte limit is the service's, a non-ASCII key reaches it
+# sooner), not empty where required; values at most 1 MiB without NUL; page sizes not negative; int64 fields as
+# decimal strings (proto3 JSON also takes JSON numbers); TTLs as proto3 JSON durations of up to 8 digits of seconds
+# and 3 of fraction; operation ids printable, at most 200 characters. Fields proto3 JSON takes as null (= unset) are
+# x-nullable. Bodies list their fields only (the transcoder ignores unknown ones). (The noncharacters of the planes
+# above the first, also refused, are left out of the patterns: generators of query strings cannot take them.)
+TEXT = "\\u0000-\\u001f\\u007f-\\u009f\\ufdd0-\\ufdef\\ufffe\\uffff"
+KEY = {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^" + TEXT + "]+$"}
+PREFIX = {"type": "string", "maxLength": 1024, "pattern": "^[^" + TEXT + "]*$"}
+VALUE = {"type": "string", "maxLength": 1048576, "pattern": "^[^\\u0000]*$", "x-nullable": True}
+INT64 = {"type": "string", "format": "int64", "pattern": "^(0|[1-9][0-9]{0,17})$", "x-nullable": True}
+TTL = {"type": "string", "pattern": "^[0-9]{1,8}(\\.[0-9]{1,3})?s$", "x-nullable": True}
+OPID = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^" + TEXT + "]+$"}
+def constrain(target, rule, required=None):
+    for k, v in rule.items():
+        target[k] = v
+    if required is not None:
+        target["required"] = required
+for path, item in spec["paths"].items():
+    for method, op in item.items():
+        for prm in op.get("parameters", []):
+            name = prm["name"]
+            if name == "key":
+                constrain(prm, KEY, required=True)
+            elif name == "prefix":
+                constrain(prm, PREFIX)
+            elif name == "pageSize":
+                prm["minimum"] = 0
+            elif name == "expectedVersion":
+                constrain(prm, {k: v for k, v in INT64.items() if k != "x-nullable"})
+            elif name == "operationId":
+                constrain(prm, OPID)
+            elif name == "startVersion":
+                constrain(prm, {k: v for k, v in INT64.items() if k != "x-nullable"})
+defs = spec["definitions"]
+put = defs["PutRequest"]["properties"]
+put["expectedVersion"].update(INT64)
+put["ttl"].update(TTL)
+put["value"].update(VALUE)
+for f in ("requestId",):
+    put[f]["x-nullable"] = True
+kvi = defs["KeyValueInput"]["properties"]
+kvi["value"].update(VALUE)
+# The two route families take different PUT bodies: /api the flat {"key","value",...}, /kv {"data":{"key","value"},...}
+# (either body works on either route, but key and data must agree when both are given).
+options = {k: v for k, v in put.items() if k not in ("key", "value", "data")}
+defs["KeyValueInput"]["required"] = ["key"]
+defs["KeyValueInput"]["additionalProperties"] = False
+kvi["key"].update(KEY)
+defs["PutApiBody"] = {"type": "object", "description": "The body of PUT /api: the flat {\"key\",\"value\"} of the /api family, with the write's options.",
+                      "properties": dict(key=dict(put["key"], **KEY), value=put["value"], **options), "required": ["key"], "additionalProperties": False}
+defs["PutKvBody"] = {"type": "object", "description": "The body of PUT /kv: {\"data\":{\"key\",\"value\"}} as the /kv family sends it, with the write's options.",
+                     "properties": dict(data=put["data"], **options), "required": ["data"], "additionalProperties": False}
+for path, body in (("/api", "PutApiBody"), ("/kv", "PutKvBody")):
+    for prm in spec["paths"][path]["put"]["parameters"]:
+        if prm["in"] == "body":
+            prm["schema"] = {"$ref": "#/definitions/" + body}
 spec["schemes"] = ["http"]
 spec["consumes"] = ["application/json"]
 spec["produces"] = ["application/json"]
