@@ -94,8 +94,9 @@ def classify_write(a: Answer) -> tuple[str, str, str, int | None]:
         return ("unknown" if a.sent else "failed"), a.error, "", None
     body = a.body or {}
     if a.status == 200 and body.get("status") in ("queued", "applied") and body.get("operationId"):
-        v = body.get("version")
-        return "acked", body["status"], body["operationId"], int(v) if v not in (None, "") else None
+        # only an "applied" answer names a version ("queued" ones may print the field as "0")
+        v = body.get("version") if body["status"] == "applied" else None
+        return "acked", body["status"], body["operationId"], int(v) if v not in (None, "", "0") else None
     if a.status == 200:
         return "unknown", f"200 {str(body)[:80]}", "", None
     return "failed", f"{a.status} {body.get('code', '')}".strip(), "", None

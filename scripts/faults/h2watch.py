@@ -99,7 +99,7 @@ class SlowGrpcWatch:
                 if kind == GOAWAY:
                     return True, total, f"GOAWAY error code {struct.unpack('>I', payload[4:8])[0]}"
         except socket.timeout:
-            return False, total, f"still open, nothing sent for {idle_s:.0f}s"
+            return False, total, "no trailers"
         except (EOFError, OSError) as e:
             return True, total, f"connection closed ({type(e).__name__})"
         return False, total, f"still sending after {max_s:.0f}s"

@@ -87,10 +87,12 @@ def machine() -> str:
     distro = ""
     try:
         with open("/etc/os-release", encoding="utf-8") as f:
-            distro = next((line.split("=", 1)[1].strip().strip('"') for line in f if line.startswith("PRETTY_NAME")), "")
+            distro = next((line.split("=", 1)[1].strip().strip('"') for line in f
+                           if line.startswith("PRETTY_NAME")), "")
     except OSError:
         pass
-    return f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GB RAM, {distro or platform.system()}, kernel {platform.release()}"
+    return (f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GB RAM, {distro or platform.system()}, "
+            f"kernel {platform.release()}")
 
 
 def git_commit(root: str) -> str:

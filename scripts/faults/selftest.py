@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The checker's own test: a made-up history and made-up store contents with one of each problem the verification
 must find (a lost write, a write applied twice, a version gap, a real-time order violation, a stale read, Redis
-behind PostgreSQL, a wrong final value), and a clean one where it must find nothing. scripts/faults.sh runs it
-before it starts a stack, so a checker that cannot see a problem never reports a clean run.
+behind PostgreSQL, a wrong final value), a clean one where it must find nothing, and how answers are classified.
+scripts/faults.sh runs it before it starts a stack, so a checker that cannot see a problem never reports a clean run.
 
   python3 scripts/faults/selftest.py
 """
@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from api import Answer  # noqa: E402
+from api import Answer, classify_write  # noqa: E402
 from context import CONFIGS, Ctx, Phase  # noqa: E402
 from history import History, Read, Write  # noqa: E402
 from verify import Verifier  # noqa: E402
@@ -133,6 +133,17 @@ class VerificationFindsProblems(unittest.TestCase):
         res = verify([put("r1", "a", 1.0, 1.1, op="o1"), put("r2", "a", 1.2, 1.3, op="o2")], [],
                      [("o1", "a", "PUT", 1, "r1", 1.1), ("o2", "a", "PUT", 2, "r2", 1.4)], {"a": ("r1|x", 2)}, {})
         self.assertTrue(any(p.startswith("kv.value") for p in res["problems"]), res["problems"])
+
+
+class AnswersAreClassified(unittest.TestCase):
+    def test_outcomes(self):
+        self.assertEqual(classify_write(Answer(True, 200, {"status": "applied", "operationId": "o", "version": "3"})),
+                         ("acked", "applied", "o", 3))
+        self.assertEqual(classify_write(Answer(True, 200, {"status": "queued", "operationId": "o", "version": "0"})),
+                         ("acked", "queued", "o", None))
+        self.assertEqual(classify_write(Answer(True, 503, {"code": 14}))[0], "failed")
+        self.assertEqual(classify_write(Answer(False, None, None, "ConnectionRefusedError"))[0], "failed")
+        self.assertEqual(classify_write(Answer(True, None, None, "TimeoutError"))[0], "unknown")
 
 
 if __name__ == "__main__":

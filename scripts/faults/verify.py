@@ -164,7 +164,8 @@ class Verifier:
                            else f"operation {w.op_id} not in kv_oplog")
                     problems.append(f"lost: {w.kind} {w.key} rid {w.rid} acked {w.status}; {why}")
                 elif w.version is not None and w.version != row.version:
-                    problems.append(f"SYNC answer for {w.key} said version {w.version}, applied as {row.version}")
+                    problems.append(f"SYNC answer for {w.key} said applied as version {w.version}, "
+                                    f"kv_oplog says {row.version}")
             elif row is not None:
                 res[f"{w.outcome}_applied"] += 1
         for rid in {w.rid for w in in_window}:
@@ -225,8 +226,9 @@ class Verifier:
                     stale_keys[rd.key] += 1
                     if stale_keys[rd.key] == 1 and len(stale_examples) < 5:
                         earlier = " (a cache entry left from before this phase)" if t_ack < t_from else ""
+                        got = f"v{rd.version}" if rd.http == 200 else "404"
                         stale_examples.append(
-                            f"stale read{earlier}: {rd.key} returned {'v' + str(rd.version) if rd.http == 200 else '404'} "
+                            f"stale read{earlier}: {rd.key} returned {got} "
                             f"from {rd.served_by or '?'} at {_clock(rd.t_start)}, {rd.t_start - t_ack:.2f}s after "
                             f"v{floor} was acknowledged applied (request id {rid})")
             if rd.http == 200:
