@@ -87,8 +87,10 @@ for path in spec["paths"].values():
         if title.startswith("Stream result of "):
             name = title[len("Stream result of "):]
             ok["schema"] = {"$ref": "#/definitions/" + name}
-            ok["description"] = ("A stream of " + name + " objects, one JSON object a line (newline-delimited JSON), "
-                                 "sent as each change applies; the response starts with the first event.")
+            ok["description"] = ("A stream of " + name + " objects, one JSON object a line (newline-delimited JSON, "
+                                 "application/x-ndjson), sent as each change applies; the response (headers too) "
+                                 "starts with the first event.")
+            op["produces"] = ["application/x-ndjson"]
 # The rules the edge and the service enforce, written into the spec so that clients and fuzzers (schemathesis in
 # scripts/e2e.sh) know the valid inputs: keys and prefixes are text without control characters or Unicode
 # noncharacters, at most 1024 bytes (1024 characters; the byte limit is the service's, a non-ASCII key reaches it
