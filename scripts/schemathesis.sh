@@ -29,5 +29,6 @@ seed=(--seed "$SEED"); [ "$SEED" = random ] && seed=()
 say "st run $BASE/openapi.json: every route but /kv/watch, positive and negative data, $EXAMPLES examples per operation"
 export KVMESH_OPENAPI_URL="$BASE/openapi.json" SCHEMATHESIS_HOOKS=kvmesh_hooks
 export PYTHONPATH="$ROOT/scripts/schemathesis${PYTHONPATH:+:$PYTHONPATH}"
+cd "$VENV"   # schemathesis keeps a cache (.schemathesis/) in its working folder: not in the clone
 exec "$VENV/bin/st" run "$BASE/openapi.json" --url "$BASE" --exclude-path /kv/watch --mode all \
   --max-examples "$EXAMPLES" "${seed[@]}" --generation-database :memory: --wait-for-schema 30 --no-color
