@@ -116,5 +116,8 @@ def open_raw_stream(port: int, path: str, rcvbuf: int = 4096, timeout: float = 1
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.settimeout(timeout)
     s.connect(("127.0.0.1", port))
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/x-ndjson\r\n\r\n".encode())
+    # Connection: close, so the end of the answer is the end of the connection (with keep-alive a complete chunked
+    # answer leaves the socket open, and a reader of raw bytes could not tell an ended stream from a stuck one)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/x-ndjson\r\nConnection: close\r\n\r\n"
+              .encode())
     return s
