@@ -52,6 +52,49 @@ class GrpcE2ETest {
     }
 
     @Test
+    void serverReflection_answersInBothVersions_v1AndV1alpha() throws Exception {
+        java.util.concurrent.CompletableFuture<List<String>> v1 = new java.util.concurrent.CompletableFuture<>();
+        io.grpc.stub.StreamObserver<io.grpc.reflection.v1.ServerReflectionRequest> req1 =
+                io.grpc.reflection.v1.ServerReflectionGrpc.newStub(channel).serverReflectionInfo(observer(v1,
+                        (io.grpc.reflection.v1.ServerReflectionResponse r) -> r.getListServicesResponse().getServiceList()
+                                .stream().map(io.grpc.reflection.v1.ServiceResponse::getName).toList()));
+        req1.onNext(io.grpc.reflection.v1.ServerReflectionRequest.newBuilder().setListServices("").build());
+        req1.onCompleted();
+        // v1alpha: what Python's grpcio-reflection and older tools speak
+        java.util.concurrent.CompletableFuture<List<String>> v1alpha = new java.util.concurrent.CompletableFuture<>();
+        io.grpc.stub.StreamObserver<io.grpc.reflection.v1alpha.ServerReflectionRequest> req2 =
+                io.grpc.reflection.v1alpha.ServerReflectionGrpc.newStub(channel).serverReflectionInfo(observer(v1alpha,
+                        (io.grpc.reflection.v1alpha.ServerReflectionResponse r) -> r.getListServicesResponse()
+                                .getServiceList().stream().map(io.grpc.reflection.v1alpha.ServiceResponse::getName)
+                                .toList()));
+        req2.onNext(io.grpc.reflection.v1alpha.ServerReflectionRequest.newBuilder().setListServices("").build());
+        req2.onCompleted();
+        assertThat(v1.get(10, TimeUnit.SECONDS)).contains("kvmesh.v1.KeyValue", "grpc.health.v1.Health");
+        assertThat(v1alpha.get(10, TimeUnit.SECONDS)).contains("kvmesh.v1.KeyValue", "grpc.health.v1.Health");
+    }
+
+    /** Completes {@code result} with {@code read} of the first response, or with the stream's error. */
+    private static <T, R> io.grpc.stub.StreamObserver<T> observer(java.util.concurrent.CompletableFuture<R> result,
+                                                                  java.util.function.Function<T, R> read) {
+        return new io.grpc.stub.StreamObserver<>() {
+            @Override
+            public void onNext(T value) {
+                result.complete(read.apply(value));
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                result.completeExceptionally(t);
+            }
+
+            @Override
+            public void onCompleted() {
+                result.completeExceptionally(new AssertionError("no answer"));
+            }
+        };
+    }
+
+    @Test
     void health_isServing_throughEnvoy() {
         HealthGrpc.HealthBlockingStub health = HealthGrpc.newBlockingStub(channel).withDeadlineAfter(5, TimeUnit.SECONDS);
         assertThat(health.check(HealthCheckRequest.newBuilder().setService("").build()).getStatus())

@@ -172,6 +172,11 @@ class RestApiE2ETest {
         assertJsonError(put(f.path, "{not json"));
         assertJsonError(put(f.path, f.putBody("", "value without a key")));
         assertJsonError(put(f.path, f.putBody(key, "x".repeat(1024 * 1024 + 1))));      // value limit 1 MiB
+        // well over the limit, yet under nginx's 2 MiB body limit: refused by the validator as too large (400),
+        // not by the replica's gRPC message size check (429)
+        Stack.Reply over = put(f.path, f.putBody(key, "x".repeat(1_500_000)));
+        assertThat(over.status()).as("%s", over).isEqualTo(400);
+        assertThat(over.json().get("message").getAsString()).contains("the limit is 1048576");
         assertJsonError(put(f.path, f.putBody("k".repeat(1025), "v")));                  // key limit 1024 bytes
         assertJsonError(delete(f.path + "?key="));
         assertJsonError(get(f.path + "?key="));

@@ -43,6 +43,8 @@ import java.util.concurrent.TimeUnit;
 public final class KvServiceServer {
     private static final Logger log = LoggerFactory.getLogger(KvServiceServer.class);
     private static final long HEALTH_CHECK_MILLIS = 500;
+    /** The largest request Envoy passes on (envoy.yaml: the transcoder's max_request_body_size). */
+    private static final int MAX_REQUEST_BYTES = 8 << 20;
 
     private final ServiceConfig config;
     private final Server server;
@@ -120,7 +122,9 @@ public final class KvServiceServer {
                 .addService(ProtoReflectionServiceV1.newInstance())
                 // v1alpha too: deprecated, but what Python's grpcio-reflection, ghz and older tools still speak
                 .addService(ProtoReflectionService.newInstance())
-                .maxInboundMessageSize(config.limits().maxValueBytes() + config.limits().maxKeyBytes() + 64 * 1024)
+                // Room for any request Envoy lets through (its transcoder takes 8 MiB), so a value over the limit
+                // reaches the validator and is refused as such (400), not by gRPC's message size check (429)
+                .maxInboundMessageSize(Math.max(MAX_REQUEST_BYTES, 2 * config.limits().maxValueBytes()))
                 .build();
         return new KvServiceServer(config, server, health, database, cache, publisher, events, watchHub, workers,
                 dbExecutor, timer);
