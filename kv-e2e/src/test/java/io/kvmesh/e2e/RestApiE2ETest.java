@@ -165,6 +165,20 @@ class RestApiE2ETest {
         assertThat(json.get("nextPageToken").getAsString()).isEmpty();
     }
 
+    @Test
+    void bytesThatAreNotUtf8_inAQuery_are400Json_onEveryRoute_theWatchIncluded() {
+        for (String path : List.of("/api?key=%FF%FE", "/kv?key=%FF", "/api/all?prefix=%FF", "/kv/all?prefix=%FF",
+                "/kv/operations/%FF", "/kv/watch?prefix=%FF")) {
+            Stack.Reply r = get(path);
+            assertThat(r.status()).as("GET %s: %s", path, r).isEqualTo(400);
+            assertThat(r.json().get("code").getAsInt()).as("GET %s", path).isEqualTo(3);
+        }
+        Stack.Reply del = delete("/api?key=%FF");
+        assertThat(del.status()).as("%s", del).isEqualTo(400);
+        // a Watch the service refuses for another reason is an HTTP error too, not 200 with an error inside
+        assertThat(get("/kv/watch?prefix=w&startVersion=-1").status()).isEqualTo(400);
+    }
+
     @ParameterizedTest
     @EnumSource(Family.class)
     void badInput_gets4xxWithJsonBody_andWritesNothing(Family f) {
