@@ -701,12 +701,12 @@ TARGET_NOTES = {
 LEVER_VARS = ("KVMESH_PUBLISH_BATCH_OPS", "KVMESH_PUBLISH_IN_FLIGHT", "KVMESH_WORKER_THREADS", "KVMESH_JAVA_OPTS",
               "KVMESH_ENVOY_CONCURRENCY", "KVMESH_NGINX_WORKERS")
 LEVERS = [
-    dict(name="baseline", what="the defaults: group commit on, gRPC handlers on 32 worker threads, JVMs -Xmx512m "
+    dict(name="baseline", what="the defaults: group commit on, gRPC handlers on the transport's threads, JVMs -Xmx512m "
          "(G1), Envoy logs only errors and slow requests"),
     dict(name="group commit off", what="one broker message per write, up to 1,024 unconfirmed per lane (as before "
          "group commit)", env={"KVMESH_PUBLISH_BATCH_OPS": "1", "KVMESH_PUBLISH_IN_FLIGHT": "1024"}),
-    dict(name="handlers on transport threads", what="gRPC handlers run on Netty's transport threads, no worker pool",
-         env={"KVMESH_WORKER_THREADS": "0"}),
+    dict(name="handlers on 32 worker threads", what="gRPC handlers run on a pool of 32 threads (the default before "
+         "2026-11-25), not on Netty's transport threads", env={"KVMESH_WORKER_THREADS": "32"}),
     dict(name="SerialGC", what="all four JVMs with the serial collector", env={"KVMESH_JAVA_OPTS": "-Xmx512m -XX:+UseSerialGC"}),
     dict(name="ParallelGC", what="all four JVMs with the parallel collector",
          env={"KVMESH_JAVA_OPTS": "-Xmx512m -XX:+UseParallelGC"}),

@@ -32,7 +32,7 @@ public record ServiceConfig(String bindAddress, int port, int workerThreads, Pub
         return new ServiceConfig(
                 env.string("KVMESH_GRPC_BIND", "127.0.0.1"),
                 env.integer("KVMESH_GRPC_PORT", 9090, 0, 65535),
-                env.integer("KVMESH_WORKER_THREADS", 32, 0, 1024),
+                env.integer("KVMESH_WORKER_THREADS", 0, 0, 1024),
                 PublishBatching.from(env),
                 env.millis("KVMESH_SHUTDOWN_GRACE_MS", 10_000),
                 env.millis("KVMESH_STARTUP_TIMEOUT_MS", 60_000),
