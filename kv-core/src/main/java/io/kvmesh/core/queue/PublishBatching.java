@@ -21,9 +21,4 @@ public record PublishBatching(int lanes, int inFlight, int maxOps, int maxBytes)
                 env.integer("KVMESH_PUBLISH_BATCH_OPS", 256, 1, 100_000),
                 env.integer("KVMESH_PUBLISH_BATCH_BYTES", 1 << 20, 1024, 64 << 20));
     }
-
-    /** One operation per message, as before group commit (for comparison in benchmarks and tests). */
-    public static PublishBatching unbatched(int lanes) {
-        return new PublishBatching(lanes, Integer.MAX_VALUE, 1, 1024);
-    }
 }

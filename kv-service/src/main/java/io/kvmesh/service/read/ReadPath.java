@@ -46,12 +46,12 @@ public final class ReadPath {
 
     public ReadPath(KvCache cache, KvStore store, Executor dbExecutor, Clock clock, Duration pendingWindow,
                     long maxPageBytes) {
-        this.maxPageBytes = maxPageBytes;
         this.cache = cache;
         this.store = store;
         this.dbExecutor = dbExecutor;
         this.clock = clock;
         this.pendingWindow = pendingWindow;
+        this.maxPageBytes = maxPageBytes;
     }
 
     /** The live entry of {@code key}; fails with NOT_FOUND when there is none. */
