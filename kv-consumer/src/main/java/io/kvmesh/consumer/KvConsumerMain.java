@@ -2,7 +2,7 @@ package io.kvmesh.consumer;
 
 import io.kvmesh.consumer.apply.AfterCommit;
 import io.kvmesh.consumer.config.ConsumerConfig;
-import io.kvmesh.consumer.http.AdminHttpServer;
+import io.kvmesh.core.admin.AdminHttpServer;
 import io.kvmesh.consumer.http.ConsumerHealth;
 import io.kvmesh.core.config.Env;
 import org.slf4j.Logger;

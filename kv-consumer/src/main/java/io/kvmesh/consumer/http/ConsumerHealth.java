@@ -1,6 +1,7 @@
 package io.kvmesh.consumer.http;
 
 import io.kvmesh.consumer.KvConsumer;
+import io.kvmesh.core.admin.HealthCheck;
 
 import java.util.Optional;
 

@@ -1,4 +1,4 @@
-package io.kvmesh.consumer.http;
+package io.kvmesh.core.admin;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -83,5 +83,22 @@ class AdminHttpServerTest {
         int port = server.address().getPort();
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> AdminHttpServer.start("127.0.0.1", port, problem::get))
                 .isInstanceOf(IOException.class);
+    }
+
+    @Test
+    void metrics_answersThePrometheusText_andIs404WithoutARegistry() throws Exception {
+        HttpResponse<String> none = call("GET", "/metrics");
+        assertThat(none.statusCode()).isEqualTo(404);
+        server.close();
+        var registry = io.kvmesh.core.metrics.Metrics.newRegistry("kv-test", "kv-test-1");
+        registry.counter("kvmesh_test_things").increment(3);
+        server = AdminHttpServer.start("127.0.0.1", 0, problem::get, registry::scrape);
+        HttpResponse<String> r = call("GET", "/metrics");
+        assertThat(r.statusCode()).isEqualTo(200);
+        assertThat(r.headers().firstValue("Content-Type")).hasValue(AdminHttpServer.PROMETHEUS_TEXT);
+        assertThat(r.body())
+                .contains("kvmesh_test_things_total{application=\"kv-test\",instance=\"kv-test-1\"} 3.0")
+                .contains("jvm_memory_used_bytes");
+        assertThat(call("POST", "/metrics").statusCode()).isEqualTo(405);
     }
 }

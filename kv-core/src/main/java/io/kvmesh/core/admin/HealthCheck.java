@@ -1,4 +1,4 @@
-package io.kvmesh.consumer.http;
+package io.kvmesh.core.admin;
 
 import java.util.Optional;
 
