@@ -16,6 +16,8 @@ public final class ExitCodes {
     public static final int CONFLICT = 4;
     /** Anything else (INTERNAL, UNKNOWN, RESOURCE_EXHAUSTED, ...). */
     public static final int OTHER = 5;
+    /** Auth on and no valid token (UNAUTHENTICATED), or the token does not grant it (PERMISSION_DENIED). */
+    public static final int NOT_ALLOWED = 6;
 
     private ExitCodes() {
     }
@@ -28,6 +30,7 @@ public final class ExitCodes {
             case INVALID_ARGUMENT, OUT_OF_RANGE -> USAGE;
             case UNAVAILABLE, DEADLINE_EXCEEDED -> UNAVAILABLE;
             case ABORTED, FAILED_PRECONDITION, ALREADY_EXISTS -> CONFLICT;
+            case UNAUTHENTICATED, PERMISSION_DENIED -> NOT_ALLOWED;
             default -> OTHER;
         };
     }

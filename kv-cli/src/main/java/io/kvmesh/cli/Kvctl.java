@@ -1,8 +1,12 @@
 package io.kvmesh.cli;
 
+import io.grpc.Channel;
+import io.grpc.ClientInterceptors;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.StatusRuntimeException;
+import io.grpc.stub.MetadataUtils;
 import io.kvmesh.api.v1.KeyValueGrpc;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -30,12 +34,13 @@ import java.util.function.Function;
         usageHelpAutoWidth = true,
         description = "Command line client of kvmesh: talks gRPC to the KeyValue service (Envoy's listener).",
         subcommands = {PutCommand.class, GetCommand.class, DelCommand.class, LsCommand.class, WatchCommand.class,
-                OpCommand.class, LoadCommand.class, CommandLine.HelpCommand.class},
+                OpCommand.class, LoadCommand.class, TokenCommand.class, CommandLine.HelpCommand.class},
         footerHeading = "%nExit codes:%n",
         footer = {
                 "  0  ok",
                 "  1  not found (key or operation)",
                 "  2  usage error (bad arguments; INVALID_ARGUMENT)",
+                "  6  not allowed (no valid token: UNAUTHENTICATED; token does not grant it: PERMISSION_DENIED)",
                 "  3  unavailable (no connection; UNAVAILABLE, DEADLINE_EXCEEDED)",
                 "  4  conflict (conditional write lost; ABORTED)",
                 "  5  other error",
@@ -54,6 +59,11 @@ public final class Kvctl implements Callable<Integer> {
             converter = Durations.class,
             description = "deadline of each call (30s, 500ms, 1m; watch has none). Default: ${DEFAULT-VALUE}")
     Duration timeout;
+
+    @Option(names = "--token", scope = ScopeType.INHERIT, paramLabel = "TOKEN",
+            description = "bearer token for a stack with auth on (mint one with 'kvctl token mint')."
+                    + " Default: KVMESH_TOKEN, else the file KVMESH_TOKEN_FILE names")
+    String token;
 
     @Option(names = "--json", scope = ScopeType.INHERIT,
             description = "machine-readable output: one JSON document a line")
@@ -150,11 +160,39 @@ public final class Kvctl implements Callable<Integer> {
         return timeout;
     }
 
-    synchronized ManagedChannel channel() {
+    /** The channel to the service; every call on it carries the bearer token, if there is one. */
+    synchronized Channel channel() {
         if (channel == null) {
             channel = channels.apply(endpoint());
         }
-        return channel;
+        String bearer = bearerToken();
+        if (bearer == null) {
+            return channel;
+        }
+        Metadata headers = new Metadata();
+        headers.put(Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER), "Bearer " + bearer);
+        return ClientInterceptors.intercept(channel, MetadataUtils.newAttachHeadersInterceptor(headers));
+    }
+
+    /** --token, else KVMESH_TOKEN, else the contents of the file KVMESH_TOKEN_FILE names, else none. */
+    String bearerToken() {
+        if (token != null && !token.isBlank()) {
+            return token.trim();
+        }
+        String fromEnv = environment.get("KVMESH_TOKEN");
+        if (fromEnv != null && !fromEnv.isBlank()) {
+            return fromEnv.trim();
+        }
+        String file = environment.get("KVMESH_TOKEN_FILE");
+        if (file != null && !file.isBlank()) {
+            try {
+                return java.nio.file.Files.readString(Path.of(file)).trim();
+            } catch (java.io.IOException e) {
+                throw new CommandLine.ParameterException(spec.commandLine(),
+                        "cannot read KVMESH_TOKEN_FILE " + file + ": " + e.getMessage());
+            }
+        }
+        return null;
     }
 
     /** A blocking stub whose next call has the --timeout deadline. */

@@ -35,6 +35,7 @@ class KvctlTest {
     private Server server;
     private String serverName;
     private final List<String> endpointsUsed = new ArrayList<>();
+    private final List<String> authorizations = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     /** One kvctl invocation: exit code and what it printed. */
     record Run(int code, String out, String err) {
@@ -43,7 +44,16 @@ class KvctlTest {
     @BeforeEach
     void start() throws IOException {
         serverName = InProcessServerBuilder.generateName();
-        server = InProcessServerBuilder.forName(serverName).directExecutor().addService(fake).build().start();
+        server = InProcessServerBuilder.forName(serverName).directExecutor()
+                .addService(io.grpc.ServerInterceptors.intercept(fake, new io.grpc.ServerInterceptor() {
+                    @Override
+                    public <Q, R> io.grpc.ServerCall.Listener<Q> interceptCall(io.grpc.ServerCall<Q, R> call,
+                            io.grpc.Metadata headers, io.grpc.ServerCallHandler<Q, R> next) {
+                        authorizations.add(String.valueOf(headers.get(io.grpc.Metadata.Key.of("authorization",
+                                io.grpc.Metadata.ASCII_STRING_MARSHALLER))));
+                        return next.startCall(call, headers);
+                    }
+                })).build().start();
     }
 
     @AfterEach
@@ -355,5 +365,34 @@ class KvctlTest {
     void progressLine_showsBarPercentCountAndRate() {
         assertThat(Progress.line(50, 200, 100)).isEqualTo("[########......................]  25% 50/200  100/s eta 2s");
         assertThat(Progress.line(7, -1, 3.4)).isEqualTo("7 lines  3/s");
+    }
+
+    @Test
+    void token_keygenThenMint_makesATokenTheServiceAccepts_withTheGrantsAsked(@TempDir Path keys) throws Exception {
+        Run keygen = kvctl("token", "keygen", "--dir", keys.toString());
+        assertThat(keygen.code()).as(keygen.err()).isZero();
+        assertThat(keygen.out()).contains(io.kvmesh.auth.Tokens.PUBLIC_KEYS_FILE);
+        Run mint = kvctl("token", "mint", "--key", keys.resolve(io.kvmesh.auth.Tokens.SIGNING_KEY_FILE).toString(),
+                "--prefix", "app1/", "--prefix", "shared/", "--permissions", "rw", "--ttl", "1h", "--subject", "app1");
+        assertThat(mint.code()).as(mint.err()).isZero();
+        var principal = new io.kvmesh.auth.TokenVerifier(io.kvmesh.auth.Tokens.readPublicKeys(
+                keys.resolve(io.kvmesh.auth.Tokens.PUBLIC_KEYS_FILE)), java.time.Clock.systemUTC())
+                .verify(mint.out().trim());
+        assertThat(principal.subject()).isEqualTo("app1");
+        assertThat(principal.allowsKey(io.kvmesh.auth.Permission.WRITE, "shared/x")).isTrue();
+        assertThat(principal.allowsKey(io.kvmesh.auth.Permission.WATCH, "app1/x")).isFalse();
+        assertThat(kvctl("token", "mint", "--key", keys.resolve(io.kvmesh.auth.Tokens.SIGNING_KEY_FILE).toString(),
+                "--prefix", "a/", "--permissions", "admin").code()).isEqualTo(ExitCodes.USAGE);
+        assertThat(kvctl("token", "keygen", "--dir", keys.toString()).code()).isNotZero();
+    }
+
+    @Test
+    void token_isSentAsABearerAuthorizationHeader_onEveryCall_andNothingWithoutOne() {
+        fake.entries.put("k", io.kvmesh.api.v1.Entry.newBuilder().setKey("k").setValue("v").setVersion(1).build());
+        assertThat(kvctl("--token", "abc.def.ghi", "get", "k").code()).isZero();
+        assertThat(kvctl("get", "k").code()).isZero();
+        assertThat(authorizations).containsExactly("Bearer abc.def.ghi", "null");
+        assertThat(ExitCodes.of(io.grpc.Status.Code.PERMISSION_DENIED)).isEqualTo(ExitCodes.NOT_ALLOWED);
+        assertThat(ExitCodes.of(io.grpc.Status.Code.UNAUTHENTICATED)).isEqualTo(ExitCodes.NOT_ALLOWED);
     }
 }

@@ -2,10 +2,13 @@ package io.kvmesh.service;
 
 import io.grpc.Server;
 import io.grpc.ServerBuilder;
+import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionService;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.kvmesh.auth.TokenVerifier;
+import io.kvmesh.auth.Tokens;
 import io.kvmesh.core.cache.KvCache;
 import io.kvmesh.core.queue.AmqpConnections;
 import io.kvmesh.core.queue.OperationPublisher;
@@ -13,6 +16,7 @@ import io.kvmesh.core.queue.QueueTopology;
 import io.kvmesh.core.store.Database;
 import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.validate.Validator;
+import io.kvmesh.service.auth.AuthInterceptor;
 import io.kvmesh.service.config.ServiceConfig;
 import io.kvmesh.service.grpc.EagerHeadersInterceptor;
 import io.kvmesh.service.grpc.KeyValueService;
@@ -29,6 +33,8 @@ import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.time.Clock;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -115,9 +121,16 @@ public final class KvServiceServer {
         } else {
             builder.executor(workers);
         }
+        List<ServerInterceptor> interceptors = new ArrayList<>(List.of(new RequestIdInterceptor(),
+                new EagerHeadersInterceptor()));
+        if (config.auth().enabled()) {
+            // last in the list = first to run: nothing reaches the service without a token that grants it
+            interceptors.add(new AuthInterceptor(new TokenVerifier(Tokens.readPublicKeys(config.auth().publicKeys()),
+                    clock)));
+            log.info("auth on: KeyValue calls need a bearer token (keys from {})", config.auth().publicKeys());
+        }
         Server server = builder
-                .addService(MalformedRequestInterceptor.protect(
-                        ServerInterceptors.intercept(service, new RequestIdInterceptor(), new EagerHeadersInterceptor())))
+                .addService(MalformedRequestInterceptor.protect(ServerInterceptors.intercept(service, interceptors)))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 // v1alpha too: deprecated, but what Python's grpcio-reflection, ghz and older tools still speak

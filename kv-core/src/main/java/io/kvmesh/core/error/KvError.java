@@ -10,6 +10,10 @@ public enum KvError {
     CONFLICT,
     /** A request id already named a different write; nothing was changed (a retry must repeat the same write). */
     REQUEST_ID_REUSED,
+    /** No valid token came with the request (auth on): missing, malformed, wrongly signed or expired. */
+    UNAUTHENTICATED,
+    /** The token is valid but grants no permission for this key or prefix. */
+    PERMISSION_DENIED,
     /** A dependency (broker, database) cannot be reached; the request may be retried. */
     UNAVAILABLE,
     /** Anything else; details stay in the server log. */

@@ -6,6 +6,7 @@ import io.kvmesh.core.config.Limits;
 import io.kvmesh.core.config.PostgresConfig;
 import io.kvmesh.core.config.RedisConfig;
 import io.kvmesh.core.queue.PublishBatching;
+import io.kvmesh.service.auth.AuthConfig;
 import io.kvmesh.service.watch.WatchLimits;
 
 import java.time.Duration;
@@ -23,10 +24,11 @@ import java.time.Duration;
  *                        if sooner, wins)
  * @param watch           what Watch streams may hold back, and their progress interval
  * @param pendingMarkTtl  how long an accepted operation is reported PENDING if it is never applied
+ * @param auth            whether KeyValue calls need a token, and the keys tokens are checked with
  */
 public record ServiceConfig(String bindAddress, int port, int workerThreads, PublishBatching publishing, Duration shutdownGrace,
                             Duration startupTimeout, Duration syncTimeout, WatchLimits watch, Duration pendingMarkTtl, PostgresConfig postgres,
-                            RedisConfig redis, AmqpConfig amqp, Limits limits) {
+                            RedisConfig redis, AmqpConfig amqp, Limits limits, AuthConfig auth) {
 
     public static ServiceConfig from(Env env) {
         return new ServiceConfig(
@@ -42,6 +44,7 @@ public record ServiceConfig(String bindAddress, int port, int workerThreads, Pub
                 PostgresConfig.from(env),
                 RedisConfig.from(env),
                 AmqpConfig.from(env),
-                Limits.from(env));
+                Limits.from(env),
+                AuthConfig.from(env));
     }
 }

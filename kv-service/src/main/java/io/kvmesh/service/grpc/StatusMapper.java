@@ -30,6 +30,8 @@ public final class StatusMapper {
                 case NOT_FOUND -> Status.NOT_FOUND;
                 case CONFLICT -> Status.ABORTED;
                 case REQUEST_ID_REUSED -> Status.FAILED_PRECONDITION;
+                case UNAUTHENTICATED -> Status.UNAUTHENTICATED;
+                case PERMISSION_DENIED -> Status.PERMISSION_DENIED;
                 case UNAVAILABLE -> Status.UNAVAILABLE;
                 case INTERNAL -> Status.INTERNAL;
             };

@@ -3,7 +3,6 @@ package io.kvmesh.service.grpc;
 import io.grpc.CallOptions;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
-import io.grpc.Server;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.inprocess.InProcessChannelBuilder;
@@ -17,9 +16,10 @@ import io.kvmesh.api.v1.ListRequest;
 import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.core.config.Limits;
 import io.kvmesh.core.validate.Validator;
-import org.junit.jupiter.api.AfterEach;
+import io.kvmesh.service.testing.GrpcCleanupExtension;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 import java.util.UUID;
 
@@ -31,25 +31,20 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
  * check must be answered before either is touched (the integration tests cover the paths on real servers).
  */
 class KeyValueServiceTest {
-    private Server server;
+    @RegisterExtension
+    final GrpcCleanupExtension grpc = new GrpcCleanupExtension();
     private ManagedChannel channel;
     private KeyValueGrpc.KeyValueBlockingStub stub;
 
     @BeforeEach
     void setUp() throws Exception {
         String name = UUID.randomUUID().toString();
-        server = InProcessServerBuilder.forName(name).directExecutor()
+        grpc.register(InProcessServerBuilder.forName(name).directExecutor()
                 .addService(MalformedRequestInterceptor.protect(new KeyValueService(null, null, null,
                         new Validator(new Limits(16, 32, 10, 50, 1 << 20)), java.time.Duration.ofSeconds(1)).bindService()))
-                .build().start();
-        channel = InProcessChannelBuilder.forName(name).directExecutor().build();
+                .build().start());
+        channel = grpc.register(InProcessChannelBuilder.forName(name).directExecutor().build());
         stub = KeyValueGrpc.newBlockingStub(channel);
-    }
-
-    @AfterEach
-    void tearDown() {
-        channel.shutdownNow();
-        server.shutdownNow();
     }
 
     @Test
