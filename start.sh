@@ -7,6 +7,8 @@
 #   ./start.sh logs [PART]     list the logs, or follow one part's log (PART as shown by status)
 #   ./start.sh restart PART    restart one part (kv-service-1, kv-consumer-2, envoy, nginx, postgres, redis, rabbitmq)
 #                              and wait until it is healthy again by its own health check
+#   ./start.sh token [--prefix P --permissions read,write,watch --ttl 24h --subject NAME]
+#                              mint an API token with the stack's signing key (kvctl token mint; auth on)
 #
 # With a usable Docker engine (`docker info` works) this is `docker compose up -d --wait` / `down` / `ps` / `logs`.
 # Without one (or with KVMESH_MODE=native) everything runs natively on 127.0.0.1 with data and logs under one
@@ -18,6 +20,8 @@
 #   KVMESH_MODE              auto | native | docker                                   (auto)
 #   KVMESH_RUN_DIR           run folder: data, logs, pids, rendered configs            (./.run; see default_run_dir)
 #   KVMESH_HTTP_PORT         nginx, the public port                                    (8088)
+#   KVMESH_HTTP_BIND         address nginx listens on                                  (127.0.0.1)
+#   KVMESH_AUTH              auto | on | off: API tokens; auto = on unless nginx listens on loopback only  (auto)
 #   KVMESH_ENVOY_PORT        Envoy listener: REST and native gRPC                      (8080)
 #   KVMESH_ENVOY_ADMIN_PORT  Envoy admin, 127.0.0.1 only                               (9901)
 #   KVMESH_REPLICAS          kv-service replicas                                       (2)
@@ -71,6 +75,8 @@ settings() {
   MODE="${KVMESH_MODE:-auto}"
   RUN_DIR="${KVMESH_RUN_DIR:-$(default_run_dir)}"
   HTTP_PORT="${KVMESH_HTTP_PORT:-8088}"
+  HTTP_BIND="${KVMESH_HTTP_BIND:-127.0.0.1}"
+  resolve_auth
   ENVOY_PORT="${KVMESH_ENVOY_PORT:-8080}"
   ADMIN_PORT="${KVMESH_ENVOY_ADMIN_PORT:-9901}"
   REPLICAS="${KVMESH_REPLICAS:-2}"
@@ -99,6 +105,19 @@ settings() {
   done
 }
 
+# AUTH (on|off) from KVMESH_AUTH: auto turns it on as soon as the public port listens beyond loopback, so nobody
+# exposes an open store by changing one address, while the one-machine default stays curl-friendly.
+resolve_auth() {
+  case "${KVMESH_AUTH:-auto}" in
+    on|off) AUTH="$KVMESH_AUTH" ;;
+    auto) case "$HTTP_BIND" in 127.*|::1|localhost) AUTH=off ;; *) AUTH=on ;; esac ;;
+    *) die "KVMESH_AUTH must be auto, on or off (got '$KVMESH_AUTH')" ;;
+  esac
+  case "$HTTP_BIND" in 127.*|::1|localhost) ;; *)
+    [ "$AUTH" = on ] || warn "KVMESH_AUTH=off with nginx on $HTTP_BIND: anyone who reaches it can read and write every key" ;;
+  esac
+}
+
 docker_usable() {
   case "$MODE" in
     native) return 1 ;;
@@ -113,6 +132,7 @@ set_run_dir() {
   mkdir -p "$RUN_DIR"
   RUN_DIR="$(cd "$RUN_DIR" && pwd -P)"
   PIDS="$RUN_DIR/pids"; LOGS="$RUN_DIR/logs"; CONF="$RUN_DIR/conf"; STACK_ENV="$RUN_DIR/stack.env"
+  SECRETS="$RUN_DIR/secrets"
   SV_CONF="$CONF/supervisord.conf"; SV_PIDFILE="$RUN_DIR/supervisord.pid"; SV_SOCK="$RUN_DIR/supervisor.sock"
   # a unix socket's path must fit in 108 bytes: a long run folder gets one in /tmp, named after the folder
   if [ ${#SV_SOCK} -gt 100 ]; then
@@ -138,6 +158,7 @@ write_stack_env() {
   {
     echo "# written by start.sh; read by start.sh status/stop/logs/restart and scripts/e2e.sh"
     printf 'KVMESH_HTTP_PORT=%q\nKVMESH_ENVOY_PORT=%q\nKVMESH_ENVOY_ADMIN_PORT=%q\n' "$HTTP_PORT" "$ENVOY_PORT" "$ADMIN_PORT"
+    printf 'KVMESH_HTTP_BIND=%q\nKVMESH_AUTH=%q\n' "$HTTP_BIND" "$AUTH"
     printf 'KVMESH_REPLICAS=%q\nKVMESH_CONSUMERS=%q\nKVMESH_REPLICA_PORTS=%q\nKVMESH_CONSUMER_HTTP_PORTS=%q\n' "$REPLICAS" "$CONSUMERS" \
       "$(IFS=,; echo "${REPLICA_PORTS[*]:0:$REPLICAS}")" "$(IFS=,; echo "${CONSUMER_PORTS[*]:0:$CONSUMERS}")"
   } >"$STACK_ENV.tmp"
@@ -149,6 +170,7 @@ load_stack_env() {  # a running stack's own settings win over the environment fo
   # shellcheck disable=SC1090
   . "$STACK_ENV"
   HTTP_PORT="$KVMESH_HTTP_PORT"; ENVOY_PORT="$KVMESH_ENVOY_PORT"; ADMIN_PORT="$KVMESH_ENVOY_ADMIN_PORT"
+  HTTP_BIND="${KVMESH_HTTP_BIND:-127.0.0.1}"; AUTH="${KVMESH_AUTH:-off}"
   REPLICAS="$KVMESH_REPLICAS"; CONSUMERS="$KVMESH_CONSUMERS"
   IFS=',' read -r -a REPLICA_PORTS <<<"$KVMESH_REPLICA_PORTS"
   IFS=',' read -r -a CONSUMER_PORTS <<<"${KVMESH_CONSUMER_HTTP_PORTS:-}"
@@ -327,6 +349,8 @@ EOF
     for ((i = 1; i <= REPLICAS; i++)); do
       part="kv-service-$i"
       env="$base_env,KVMESH_GRPC_BIND=\"127.0.0.1\",KVMESH_GRPC_PORT=\"${REPLICA_PORTS[$((i - 1))]}\""
+      env+=",KVMESH_AUTH=\"$AUTH\""
+      [ "$AUTH" = off ] || env+=",KVMESH_AUTH_JWKS_FILE=$(sv_env_value "$SECRETS/auth-jwks.json")"
       mapfile -d '' -t pidwrap < <(with_pidfile "$part")
       sv_program "$part" 20 TERM 20 "$LOGS/$part.log" "$env" -- "${pidwrap[@]}" \
         "${java[@]}" -Dkvmesh.run="$RUN_DIR" -Dkvmesh.part="$part" -jar "$JAR_SERVICE"
@@ -380,7 +404,7 @@ render_configs() {
   KVMESH_DESCRIPTOR="$DESCRIPTOR" KVMESH_ENVOY_DNS=STATIC KVMESH_ENVOY_UPSTREAMS="$upstreams" \
   KVMESH_ENVOY_ACCESS_LOG="$LOGS/envoy-access.log" KVMESH_ENVOY_HC_LOG="$LOGS/envoy-health.log" \
     "$ROOT/scripts/render-config.sh" "$ROOT/envoy/envoy.yaml" "$CONF/envoy.yaml"
-  KVMESH_HTTP_BIND=127.0.0.1 KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_UPSTREAM="127.0.0.1:$ENVOY_PORT" \
+  KVMESH_HTTP_BIND="$HTTP_BIND" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_UPSTREAM="127.0.0.1:$ENVOY_PORT" \
   KVMESH_NGINX_DIR="$RUN_DIR/nginx" KVMESH_HTML_DIR="$ROOT/nginx/html" KVMESH_NGINX_WORKERS="${KVMESH_NGINX_WORKERS:-auto}" \
     "$ROOT/scripts/render-config.sh" "$ROOT/nginx/nginx.conf" "$CONF/nginx.conf"
   "$ENVOY_BIN" --mode validate -c "$CONF/envoy.yaml" >"$LOGS/envoy-validate.log" 2>&1 ||
@@ -526,6 +550,7 @@ cmd_up_native() {
   fi
   check_ports_free "$HTTP_PORT" "$ENVOY_PORT" "$ADMIN_PORT" "${REPLICA_PORTS[@]:0:$REPLICAS}" "${CONSUMER_PORTS[@]:0:$CONSUMERS}"
   install_native
+  prepare_auth
   render_configs
   write_stack_env
   trap 'echo "[kvmesh] interrupted; stopping what was started" >&2; trap - INT TERM; stop_native; exit 130' INT TERM
@@ -546,7 +571,40 @@ cmd_up_native() {
   print_urls
 }
 
+# API tokens (auth on): the run folder keeps one ES256 signing key (secrets/, mode 0700; the key file 0600), made
+# once and kept across restarts; the replicas get only the public key set. An admin token (every key, every
+# permission, 30 days) is minted at each start into secrets/admin.token for the operator, the web page and kvctl.
+prepare_auth() {
+  [ "$AUTH" = on ] || return 0
+  mkdir -p "$SECRETS" && chmod 700 "$SECRETS"
+  if [ ! -f "$SECRETS/auth-signing-key.jwk" ]; then
+    say "auth on: making the stack's token signing key ($SECRETS)"
+    kvctl_jar token keygen --dir "$SECRETS" >/dev/null || die "could not make the signing key"
+  fi
+  (umask 077 && kvctl_jar token mint --key "$SECRETS/auth-signing-key.jwk" --prefix "" --permissions all \
+      --ttl 30d --subject admin >"$SECRETS/admin.token.tmp") || die "could not mint the admin token"
+  mv -f "$SECRETS/admin.token.tmp" "$SECRETS/admin.token"
+}
+kvctl_jar() { "$JAVA_HOME/bin/java" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -jar "$JAR_CLI" "$@"; }
+
+cmd_token_native() {
+  set_run_dir
+  load_stack_env || true
+  [ -f "$SECRETS/auth-signing-key.jwk" ] ||
+    die "no signing key in $SECRETS: start the stack with auth on first (KVMESH_AUTH=on ./start.sh)"
+  JAVA_HOME="$("$ROOT/scripts/find-java.sh")" || die "no JDK >= 21 (see scripts/find-java.sh)"
+  [ $# -gt 0 ] || set -- --prefix "" --permissions all
+  kvctl_jar token mint --key "$SECRETS/auth-signing-key.jwk" "$@"
+}
+
 print_urls() {
+  if [ "$AUTH" = on ]; then
+    cat <<EOF
+[kvmesh] auth on: every API call needs 'Authorization: Bearer <token>'. A token for everything (30 days):
+[kvmesh]   ${SECRETS:-./.run/secrets}/admin.token  (kvctl: KVMESH_TOKEN_FILE=that file; the web page asks for it)
+[kvmesh]   scoped ones: ./start.sh token --prefix app1/ --permissions read,write --ttl 24h
+EOF
+  fi
   cat <<EOF
 [kvmesh]   web + REST API  http://127.0.0.1:$HTTP_PORT/     (nginx; /kv, /api, /healthz)
 [kvmesh]   Envoy           http://127.0.0.1:$ENVOY_PORT/     (REST and native gRPC, h2c)
@@ -707,8 +765,9 @@ main() {
     status) cmd_status_native ;;
     logs) cmd_logs_native "$@" ;;
     restart) cmd_restart_native "$@" ;;
+    token) cmd_token_native "$@" ;;
     -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' ;;
-    *) die "unknown command '$cmd' (up|stop|status|logs|restart)" ;;
+    *) die "unknown command '$cmd' (up|stop|status|logs|restart|token)" ;;
   esac
 }
 

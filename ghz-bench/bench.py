@@ -167,9 +167,19 @@ def run_wrk(url, script, seconds, env, conns=CONC, threads=2):
                 command=shlex.join(cmd[:-3] + ["-s", f"ghz-bench/wrk/{script}", url]))
 
 
+# A stack with auth on (run.sh with KVMESH_BENCH_AUTH=on): kvmesh calls and requests carry its admin token.
+TOKEN = os.environ.get("KVMESH_BENCH_TOKEN", "")
+
+
+def auth_header():
+    return {"Authorization": ["Bearer " + TOKEN]} if TOKEN else {}
+
+
 def run_ghz(target, call, seconds, data=None, data_file=None, proto=None, conns=4, conc=CONC, n=None):
     cmd = ["ghz", "--insecure", "--call", call, "-c", str(conc), "--connections", str(conns), "-O", "json",
            "--timeout", "10s"]
+    if TOKEN and call.startswith("kvmesh."):
+        cmd += ["--metadata", json.dumps({"authorization": "Bearer " + TOKEN})]
     if proto:
         cmd += ["--proto", proto]
     elif call.startswith("kvmesh."):
@@ -190,6 +200,7 @@ def run_ghz(target, call, seconds, data=None, data_file=None, proto=None, conns=
     ok = (r.get("statusCodeDistribution") or {}).get("OK", 0)
     total_s = r["total"] / 1e9
     shown = [c if len(c) < 200 else c[:60] + "…" for c in cmd]
+    shown = [c.replace(TOKEN, "$TOKEN") if TOKEN else c for c in shown]
     shown = [c.replace(os.path.dirname(BENCH) + "/", "") for c in shown]
     kinds = r.get("errorDistribution") or {}
     # calls still in flight when -z ends are cut by ghz itself (at most one per concurrent worker): not errors
@@ -642,9 +653,10 @@ class Bench:
         3.4 read copy its grown write-back buffer, and could not follow even the 25% point. See NOTES in report.py.)"""
         targets = {
             "REST GET": lambda rate, secs: self.vegeta_targets(
-                [{"method": "GET", "url": f"{self.http}/kv?key=bget-{random.randrange(NKEYS)}"} for _ in range(5000)]),
+                [{"method": "GET", "url": f"{self.http}/kv?key=bget-{random.randrange(NKEYS)}", "header": auth_header()}
+                 for _ in range(5000)]),
             "REST PUT": lambda rate, secs: self.vegeta_targets(
-                [{"method": "PUT", "url": f"{self.http}/kv", "header": {"Content-Type": ["application/json"]},
+                [{"method": "PUT", "url": f"{self.http}/kv", "header": {"Content-Type": ["application/json"], **auth_header()},
                   "body": b64(json.dumps({"data": {"key": f"oput-{self.tag}-{random.randrange(10**9)}-{i}", "value": VALUE}}))}
                  for i in range(int(rate * secs * 1.05) + 10)]),
             "etcd JSON range": lambda rate, secs: self.vegeta_targets(

@@ -245,8 +245,13 @@ start_stack() {
     KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS=2 KVMESH_REPLICA_PORTS="$R1,$R2" \
     KVMESH_CONSUMER_HTTP_PORTS="$C1,$C2" KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" \
     KVMESH_AMQP_PORT="$AMQP_PORT" KVMESH_RABBIT_DIST_PORT="$DIST_PORT" KVMESH_REPLICA_BASE_PORT= \
-    "$ROOT/start.sh" 2>&1 | sed -u 's/^/  /'
+    KVMESH_AUTH="${KVMESH_BENCH_AUTH:-off}" "$ROOT/start.sh" 2>&1 | sed -u 's/^/  /'
   [ "${PIPESTATUS[0]}" = 0 ] || die "the kvmesh stack did not start"
+  if [ "${KVMESH_BENCH_AUTH:-off}" = on ]; then
+    # every kvmesh request of the scenarios carries the stack's admin token (bench.py, wrk, ghz, vegeta, lagprobe)
+    KVMESH_BENCH_TOKEN="$(cat "$STACK_DIR/secrets/admin.token")"
+    export KVMESH_BENCH_TOKEN
+  fi
 }
 
 write_bench_env() {  # write_bench_env FILE

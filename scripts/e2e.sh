@@ -9,6 +9,8 @@
 #   KVMESH_E2E_MODULES=kv-e2e,kv-cli    Maven modules whose e2e tests run (default kv-e2e)
 #   KVMESH_E2E_UI=1 scripts/e2e.sh      then also the browser tests (scripts/ui-tests.sh) on the same stack
 #   KVMESH_E2E_SCHEMATHESIS=1 scripts/e2e.sh   then also fuzz the REST API from its /openapi.json (scripts/schemathesis.sh)
+#   KVMESH_E2E_AUTH=off scripts/e2e.sh  run the stack with auth off (default on: every suite sends the stack's admin
+#                                       token, AuthE2ETest mints scoped ones from the run folder's signing key)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd -P)"
 cd "$ROOT"
@@ -40,12 +42,18 @@ export KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" KVMESH_HTTP_PORT="$HTTP_PORT
   KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS="$CONSUMERS" \
   KVMESH_REPLICA_PORTS="$R1,$R2" KVMESH_CONSUMER_HTTP_PORTS="${CONSUMER_PORTS// /,}"
 export KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" KVMESH_AMQP_PORT="$AMQP_PORT" \
-  KVMESH_RABBIT_DIST_PORT="$DIST_PORT"
+  KVMESH_RABBIT_DIST_PORT="$DIST_PORT" KVMESH_AUTH="${KVMESH_E2E_AUTH:-on}"
 step "starting the stack in $RUN_DIR (nginx :$HTTP_PORT, envoy :$ENVOY_PORT)"
 ./start.sh
 
 export KVMESH_E2E_HTTP="http://127.0.0.1:$HTTP_PORT" KVMESH_E2E_GRPC="127.0.0.1:$ENVOY_PORT" \
   KVMESH_E2E_RUN_DIR="$RUN_DIR" KVMESH_E2E_START_SH="$ROOT/start.sh"
+if [ "$KVMESH_AUTH" = on ]; then
+  # the suites (kv-e2e, kvctl's, the browser tests, schemathesis) all send the stack's admin token
+  KVMESH_E2E_TOKEN="$(cat "$RUN_DIR/secrets/admin.token")"
+  export KVMESH_E2E_TOKEN KVMESH_TOKEN="$KVMESH_E2E_TOKEN"
+  step "auth on: the suites send the admin token from $RUN_DIR/secrets/admin.token"
+fi
 if [ -z "${KVMESH_E2E_GRPCURL:-}" ]; then
   for g in "$(command -v grpcurl 2>/dev/null || true)" "$HOME/go/bin/grpcurl" "$ROOT/.run/bin/grpcurl"; do
     [ -n "$g" ] && [ -x "$g" ] && { export KVMESH_E2E_GRPCURL="$g"; break; }

@@ -8,6 +8,7 @@
 #   KVMESH_SCHEMATHESIS_EXAMPLES=N              examples per operation and phase (default 20)
 #   KVMESH_SCHEMATHESIS_SEED=N                  seed (default: a fixed one, so a run can be repeated; "random" for a new one)
 #   KVMESH_SCHEMATHESIS_VENV=DIR                the venv (default ./.run/schemathesis-venv)
+#   KVMESH_E2E_TOKEN=TOKEN                      sent as a bearer token (a stack with auth on)
 # Generated values that only the server's state can judge (request ids, page tokens) and bodies that proto3's JSON
 # rules accept although the schema cannot say so are handled in scripts/schemathesis/kvmesh_hooks.py.
 set -euo pipefail
@@ -26,9 +27,11 @@ if [ "$("$VENV/bin/st" --version 2>/dev/null | awk '{print $NF}')" != "$VERSION"
   "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$VERSION"
 fi
 seed=(--seed "$SEED"); [ "$SEED" = random ] && seed=()
+# a stack with auth on (scripts/e2e.sh's): every request carries its admin token
+auth=(); [ -z "${KVMESH_E2E_TOKEN:-}" ] || auth=(--header "Authorization: Bearer $KVMESH_E2E_TOKEN")
 say "st run $BASE/openapi.json: every route but /kv/watch, positive and negative data, $EXAMPLES examples per operation"
 export KVMESH_OPENAPI_URL="$BASE/openapi.json" SCHEMATHESIS_HOOKS=kvmesh_hooks
 export PYTHONPATH="$ROOT/scripts/schemathesis${PYTHONPATH:+:$PYTHONPATH}"
 cd "$VENV"   # schemathesis keeps a cache (.schemathesis/) in its working folder: not in the clone
 exec "$VENV/bin/st" run "$BASE/openapi.json" --url "$BASE" --exclude-path /kv/watch --mode all \
-  --max-examples "$EXAMPLES" "${seed[@]}" --generation-database :memory: --wait-for-schema 30 --no-color
+  --max-examples "$EXAMPLES" "${seed[@]}" "${auth[@]}" --generation-database :memory: --wait-for-schema 30 --no-color

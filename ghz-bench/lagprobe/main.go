@@ -30,7 +30,12 @@ func main() {
 	every := flag.Int("probe-every", 1, "probe visibility of every Nth write only (all writes are still sent)")
 	timeout := flag.Duration("timeout", 5*time.Second, "give up on one key after this long")
 	prefix := flag.String("prefix", fmt.Sprintf("lag-%d", time.Now().UnixNano()), "key prefix")
+	token := flag.String("token", os.Getenv("KVMESH_BENCH_TOKEN"), "bearer token for a stack with auth on (default $KVMESH_BENCH_TOKEN)")
 	flag.Parse()
+	bearer := ""
+	if *token != "" {
+		bearer = "Bearer " + *token
+	}
 
 	client := &http.Client{
 		Timeout:   *timeout,
@@ -64,6 +69,9 @@ func main() {
 			t0 := time.Now()
 			req, _ := http.NewRequest(http.MethodPut, *base+"/api", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
+			if bearer != "" {
+				req.Header.Set("Authorization", bearer)
+			}
 			resp, err := client.Do(req)
 			if err != nil {
 				atomic.AddInt64(&putErrors, 1)
@@ -84,7 +92,11 @@ func main() {
 			}
 			needle := []byte(val)
 			for {
-				r, err := client.Get(*base + "/api?key=" + key)
+				get, _ := http.NewRequest(http.MethodGet, *base+"/api?key="+key, nil)
+				if bearer != "" {
+					get.Header.Set("Authorization", bearer)
+				}
+				r, err := client.Do(get)
 				if err == nil {
 					b, _ := io.ReadAll(r.Body)
 					r.Body.Close()

@@ -7,6 +7,13 @@ function setup(thread)
 end
 
 RUN = os.getenv("WRK_RUN") or "r"
+-- A stack with auth on (KVMESH_BENCH_AUTH=on): kvmesh requests carry its admin token. H(extra) = headers to send.
+TOKEN = os.getenv("KVMESH_BENCH_TOKEN") or ""
+function H(extra)
+  local h = extra or {}
+  if TOKEN ~= "" then h["Authorization"] = "Bearer " .. TOKEN end
+  return h
+end
 NKEYS = tonumber(os.getenv("WRK_KEYS") or "1000")
 VALUE = string.rep("v", 256)
 counter = 0

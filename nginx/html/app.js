@@ -4,7 +4,7 @@
 const GRPC_CODES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS',
   'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL',
   'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
-const HTTP_TITLES = { 400: 'Invalid request', 404: 'Not found', 409: 'Conflict', 413: 'Too large', 429: 'Too many requests',
+const HTTP_TITLES = { 400: 'Invalid request', 401: 'Token needed', 403: 'Not allowed', 404: 'Not found', 409: 'Conflict', 413: 'Too large', 429: 'Too many requests',
   499: 'Cancelled', 500: 'Server error', 501: 'Not implemented', 502: 'Edge proxy unreachable', 503: 'Service unavailable',
   504: 'Timed out' };
 
@@ -28,9 +28,18 @@ function newRequestId() {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), b => b.toString(16).padStart(2, '0')).join('');
 }
 
+// With auth on, every call carries the API token the user pasted (kept in this browser's localStorage only).
+const TOKEN_KEY = 'kvmesh.token';
+function token() { try { return localStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; } }
+function withToken(headers) {
+  const t = token();
+  if (t) headers.Authorization = 'Bearer ' + t;
+  return headers;
+}
+
 async function api(method, path, body) {
   const write = method === 'PUT' || method === 'DELETE';
-  const headers = { Accept: 'application/json' };
+  const headers = withToken({ Accept: 'application/json' });
   if (body) headers['Content-Type'] = 'application/json';
   if (write) headers['Idempotency-Key'] = newRequestId();
   let res;
@@ -95,6 +104,9 @@ function showError(out, e) {
   for (const d of e.details || []) {
     const meta = d.metadata ? Object.entries(d.metadata).map(([k, v]) => k.replace(/_/g, ' ') + ' ' + v).join(', ') : '';
     if (d.reason || meta) box.append(el('div', { class: 'detail', text: [d.reason, meta].filter(Boolean).join(': ') }));
+  }
+  if (e instanceof ApiError && e.status === 401) {
+    box.append(el('div', { class: 'detail', text: 'This stack asks for an API token: paste one under "API token" above.' }));
   }
   show(out, box);
 }
@@ -285,7 +297,7 @@ async function watch() {
   feedStatus('Watching ' + feedScope() + ' · waiting for changes…', true);
   show($('feed-error'));
   try {
-    const res = await fetch('/kv/watch?' + q, { signal: controller.signal, headers: { Accept: 'application/x-ndjson' }, cache: 'no-store' });
+    const res = await fetch('/kv/watch?' + q, { signal: controller.signal, headers: withToken({ Accept: 'application/x-ndjson' }), cache: 'no-store' });
     if (!res.ok) {
       let body; try { body = JSON.parse(await res.text()); } catch { body = { message: res.statusText }; }
       throw new ApiError(res.status, body);
@@ -362,6 +374,25 @@ $('feed-clear').addEventListener('click', () => {
   feed.buffered = []; feed.seen = 0;
   if (feed.wanted && !feed.paused) feedStatus('Watching ' + feedScope() + ' · cleared.', true);
 });
+
+// ---------------------------------------------------------------- API token
+
+function tokenStatus() {
+  $('token-status').textContent = token() ? 'A token is set: every request sends it.' : 'No token set (needed only when the stack has auth on).';
+  $('token-forget').disabled = !token();
+}
+$('token-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const t = $('token-input').value.trim().replace(/^Bearer\s+/i, '');
+  if (t) { try { localStorage.setItem(TOKEN_KEY, t); } catch { /* private mode: not kept */ } }
+  $('token-input').value = '';
+  tokenStatus();
+});
+$('token-forget').addEventListener('click', () => {
+  try { localStorage.removeItem(TOKEN_KEY); } catch { /* nothing kept */ }
+  tokenStatus();
+});
+tokenStatus();
 
 // ---------------------------------------------------------------- health
 

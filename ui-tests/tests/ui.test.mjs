@@ -15,6 +15,10 @@ const ARTIFACTS = path.resolve(HERE, '..', 'artifacts');
 const DOCS_IMG = path.resolve(HERE, '..', '..', 'docs', 'img', 'ui.png');
 const BASE = (process.env.KVMESH_E2E_HTTP || '').replace(/\/$/, '');
 const CHROMIUM = process.env.KVMESH_CHROMIUM || '/usr/bin/chromium';
+// A stack with auth on (scripts/e2e.sh's): the page gets the admin token as a user would paste it, and so do the
+// writes made from outside the page.
+const TOKEN = (process.env.KVMESH_E2E_TOKEN || '').trim();
+const auth = () => (TOKEN ? { Authorization: 'Bearer ' + TOKEN } : {});
 mkdirSync(ARTIFACTS, { recursive: true });
 
 let browser;
@@ -23,7 +27,7 @@ const key = (name) => `ui-${run}/${name}`;
 
 /** A write from outside the page, straight to the REST API (as curl would). */
 async function httpPut(k, value, extra = {}) {
-  const res = await fetch(`${BASE}/api`, { method: 'PUT', headers: { 'Content-Type': 'application/json' },
+  const res = await fetch(`${BASE}/api`, { method: 'PUT', headers: { 'Content-Type': 'application/json', ...auth() },
     body: JSON.stringify({ key: k, value, ...extra }) });
   const body = await res.text();
   assert.equal(res.status, 200, `PUT ${k}: ${res.status} ${body}`);
@@ -31,7 +35,7 @@ async function httpPut(k, value, extra = {}) {
 }
 
 async function httpDelete(k) {
-  const res = await fetch(`${BASE}/kv?key=${encodeURIComponent(k)}&mode=SYNC`, { method: 'DELETE' });
+  const res = await fetch(`${BASE}/kv?key=${encodeURIComponent(k)}&mode=SYNC`, { method: 'DELETE', headers: auth() });
   assert.equal(res.status, 200);
 }
 
@@ -47,14 +51,15 @@ async function eventually(fn, { timeout = 10000, interval = 100 } = {}) {
 const text = (page, sel) => page.locator(sel).innerText();
 
 /** A fresh page (own context) for one test; screenshot afterwards, pass or fail; page errors fail the test. */
-async function withPage(t, name, fn, viewport = { width: 1280, height: 900 }) {
+async function withPage(t, name, fn, viewport = { width: 1280, height: 900 }, { token = TOKEN } = {}) {
   const context = await browser.newContext({ viewport });
+  if (token) await context.addInitScript((t) => localStorage.setItem('kvmesh.token', t), token);
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
   page.on('console', (m) => {
     // Failed requests the test causes on purpose (404, 409, 400) are logged by Chromium; anything else is a problem.
-    if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of (400|404|409)/.test(m.text())) {
+    if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of (400|401|403|404|409)/.test(m.text())) {
       problems.push('console: ' + m.text());
     }
   });
@@ -293,6 +298,30 @@ describe('kvmesh web UI', { skip: !BASE && 'KVMESH_E2E_HTTP is not set (run scri
       els.filter((e) => e.getBoundingClientRect().height < 36).map((e) => e.id || e.textContent));
     assert.deepEqual(small, [], 'controls are big enough to tap');
   }, { width: 375, height: 812 }));
+
+  test('auth on: without a token a request says so; a pasted token is kept and sent', { skip: !TOKEN && 'the stack has auth off' },
+    (t) => withPage(t, '11-token', async (page) => {
+      const k = key('token');
+      await httpPut(k, 'secret', { mode: 'SYNC' });
+      assert.match(await text(page, '#token-status'), /No token set/);
+      await page.fill('#get-key', k);
+      await page.press('#get-key', 'Enter');
+      await eventually(async () => {
+        const out = await text(page, '#get-out');
+        assert.match(out, /Token needed \(HTTP 401, UNAUTHENTICATED\)/);
+        assert.match(out, /paste one under "API token"/);
+      });
+      await page.fill('#token-input', 'Bearer ' + TOKEN);
+      await page.click('#token-form button[type=submit]');
+      assert.match(await text(page, '#token-status'), /A token is set/);
+      assert.equal(await page.inputValue('#token-input'), '', 'the field is cleared, the token is not shown');
+      await page.press('#get-key', 'Enter');
+      await eventually(async () => assert.match(await text(page, '#get-out'), /value\s+secret/));
+      await page.reload();
+      assert.match(await text(page, '#token-status'), /A token is set/);
+      await page.click('#token-forget');
+      assert.match(await text(page, '#token-status'), /No token set/);
+    }, undefined, { token: '' }));
 
   test('screenshot for the README', (t) => withPage(t, '10-overview', async (page) => {
     const prefix = key('demo/');

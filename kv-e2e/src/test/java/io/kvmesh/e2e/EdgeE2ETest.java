@@ -76,7 +76,7 @@ class EdgeE2ETest {
     }
 
     private static Full exchange(String method, String pathAndQuery, String body, Map<String, String> headers) {
-        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(Stack.http() + pathAndQuery)).timeout(Duration.ofSeconds(30));
+        HttpRequest.Builder b = Stack.request(pathAndQuery).timeout(Duration.ofSeconds(30));
         headers.forEach(b::header);
         b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
         try {
@@ -149,7 +149,7 @@ class EdgeE2ETest {
             assertThat(seen).containsExactly(keys.get(0), keys.get(1), keys.get(2), restKey);
         }
         // the Watch route: the catch-up of a resumed watch carries the 1 MiB value
-        HttpRequest watch = HttpRequest.newBuilder(URI.create(Stack.http() + "/kv/watch?prefix=" + q(keys.get(0)) + "&startVersion=1"))
+        HttpRequest watch = Stack.request("/kv/watch?prefix=" + q(keys.get(0)) + "&startVersion=1")
                 .GET().build();
         HttpResponse<InputStream> stream = HTTP.send(watch, HttpResponse.BodyHandlers.ofInputStream());
         try (BufferedReader lines = new BufferedReader(new InputStreamReader(stream.body(), StandardCharsets.UTF_8))) {
@@ -277,7 +277,7 @@ class EdgeE2ETest {
         assertThat(put("/api", "{\"key\":" + js(prefix + "k") + ",\"value\":\"v\",\"mode\":\"SYNC\"}").status()).isEqualTo(200);
         // a resumed watch: its catch-up event comes at once, and with it the headers (Envoy's transcoder sends an HTTP
         // stream's headers with its first message)
-        HttpRequest watch = HttpRequest.newBuilder(URI.create(Stack.http() + "/kv/watch?prefix=" + q(prefix) + "&startVersion=1"))
+        HttpRequest watch = Stack.request("/kv/watch?prefix=" + q(prefix) + "&startVersion=1")
                 .GET().build();
         HttpResponse<InputStream> r = HTTP.sendAsync(watch, HttpResponse.BodyHandlers.ofInputStream()).get(20, TimeUnit.SECONDS);
         try (BufferedReader lines = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {

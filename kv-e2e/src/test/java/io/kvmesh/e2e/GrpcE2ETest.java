@@ -161,10 +161,14 @@ class GrpcE2ETest {
         assertThat(run(List.of(grpcurl.get(), "-plaintext", target, "describe", "kvmesh.v1.KeyValue")))
                 .contains("rpc Get", "rpc Put", "rpc Delete", "rpc List");
         String key = Stack.uniqueKey("grpcurl");
-        assertThat(run(List.of(grpcurl.get(), "-plaintext", "-d", "{\"key\":\"" + key + "\",\"value\":\"hi\"}",
-                target, "kvmesh.v1.KeyValue/Put"))).contains("\"status\": \"queued\"");
+        // with auth on, the calls carry the suite's token (reflection and health stay open)
+        List<String> auth = Stack.token().map(t -> List.of("-H", "authorization: Bearer " + t)).orElse(List.of());
+        assertThat(run(Stream.of(List.of(grpcurl.get(), "-plaintext"), auth, List.of("-d",
+                "{\"key\":\"" + key + "\",\"value\":\"hi\"}", target, "kvmesh.v1.KeyValue/Put"))
+                .flatMap(List::stream).toList())).contains("\"status\": \"queued\"");
         await().atMost(Duration.ofSeconds(15)).untilAsserted(() ->
-                assertThat(run(List.of(grpcurl.get(), "-plaintext", "-d", "{\"key\":\"" + key + "\"}",
-                        target, "kvmesh.v1.KeyValue/Get"))).contains("\"value\": \"hi\""));
+                assertThat(run(Stream.of(List.of(grpcurl.get(), "-plaintext"), auth, List.of("-d",
+                        "{\"key\":\"" + key + "\"}", target, "kvmesh.v1.KeyValue/Get"))
+                        .flatMap(List::stream).toList())).contains("\"value\": \"hi\""));
     }
 }

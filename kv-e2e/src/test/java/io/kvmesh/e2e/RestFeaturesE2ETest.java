@@ -102,7 +102,7 @@ class RestFeaturesE2ETest {
 
         String key2 = uniqueKey("xrid");
         HttpClient http = HttpClient.newHttpClient();
-        HttpRequest withHeader = HttpRequest.newBuilder(URI.create(Stack.http() + "/api"))
+        HttpRequest withHeader = Stack.request("/api")
                 .header("Content-Type", "application/json").header("x-request-id", key2)
                 .PUT(HttpRequest.BodyPublishers.ofString("{\"key\":" + js(key2) + ",\"value\":\"v\"}")).build();
         String a = JsonParser.parseString(http.send(withHeader, HttpResponse.BodyHandlers.ofString()).body())
@@ -117,7 +117,7 @@ class RestFeaturesE2ETest {
     }
 
     private static Stack.Reply putWithHeader(String path, String body, String header, String value) throws Exception {
-        HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(Stack.http() + path))
+        HttpResponse<String> r = HttpClient.newHttpClient().send(Stack.request(path)
                 .header("Content-Type", "application/json").header(header, value)
                 .PUT(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
         return new Stack.Reply(r.statusCode(), r.body(), r.headers().firstValue("content-type").orElse(""));
@@ -159,7 +159,7 @@ class RestFeaturesE2ETest {
 
     /** Opens {@code /kv/watch?query} through nginx; every line lands in {@code lines}; done when the stream ends. */
     private static CompletableFuture<Void> watchLines(String query, List<String> lines) {
-        HttpRequest watch = HttpRequest.newBuilder(URI.create(Stack.http() + "/kv/watch?" + query)).GET().build();
+        HttpRequest watch = Stack.request("/kv/watch?" + query).GET().build();
         return HttpClient.newHttpClient().sendAsync(watch, HttpResponse.BodyHandlers.ofLines())
                 .thenAcceptAsync(r -> r.body().forEach(lines::add));
     }
@@ -195,7 +195,7 @@ class RestFeaturesE2ETest {
         String prefix = uniqueKey("watch") + "/";
         List<String> lines = new CopyOnWriteArrayList<>();
         HttpClient http = HttpClient.newHttpClient();
-        HttpRequest watch = HttpRequest.newBuilder(URI.create(Stack.http() + "/kv/watch?prefix=" + q(prefix))).GET().build();
+        HttpRequest watch = Stack.request("/kv/watch?prefix=" + q(prefix)).GET().build();
         CompletableFuture<HttpResponse<Stream<String>>> response = http.sendAsync(watch, HttpResponse.BodyHandlers.ofLines());
         CompletableFuture<Void> reader = response.thenAcceptAsync(r -> r.body().forEach(lines::add));
         AtomicInteger n = new AtomicInteger();

@@ -5,6 +5,8 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
+import io.grpc.Metadata;
+import io.grpc.stub.MetadataUtils;
 
 import java.io.IOException;
 import java.net.URI;
@@ -58,8 +60,30 @@ final class Stack {
         return Optional.ofNullable(System.getenv("KVMESH_E2E_START_SH")).filter(s -> !s.isBlank()).map(Path::of);
     }
 
+    /**
+     * The bearer token the suite sends (KVMESH_E2E_TOKEN: scripts/e2e.sh runs the stack with auth on and passes its
+     * admin token), or empty when the stack under test has auth off.
+     */
+    static Optional<String> token() {
+        return Optional.ofNullable(System.getenv("KVMESH_E2E_TOKEN")).map(String::trim).filter(s -> !s.isEmpty());
+    }
+
+    /** A channel to Envoy's listener whose every call carries the suite's token (if any). */
     static ManagedChannel channel() {
-        return ManagedChannelBuilder.forTarget(grpcTarget()).usePlaintext().build();
+        ManagedChannelBuilder<?> b = ManagedChannelBuilder.forTarget(grpcTarget()).usePlaintext();
+        token().ifPresent(t -> {
+            Metadata md = new Metadata();
+            md.put(Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER), "Bearer " + t);
+            b.intercept(MetadataUtils.newAttachHeadersInterceptor(md));
+        });
+        return b.build();
+    }
+
+    /** A request to nginx carrying the suite's token (if any). */
+    static HttpRequest.Builder request(String pathAndQuery) {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(http() + pathAndQuery));
+        token().ifPresent(t -> b.header("Authorization", "Bearer " + t));
+        return b;
     }
 
     static void close(ManagedChannel channel) throws InterruptedException {
@@ -96,7 +120,7 @@ final class Stack {
     }
 
     static Reply send(String method, String pathAndQuery, String body) {
-        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(http() + pathAndQuery)).timeout(Duration.ofSeconds(20));
+        HttpRequest.Builder b = request(pathAndQuery).timeout(Duration.ofSeconds(20));
         if (body != null) {
             b.header("Content-Type", "application/json");
         }

@@ -76,7 +76,8 @@ class StackConfigTest {
 
     @Test
     void compose_hasTheWholeTopology() {
-        assertThat(services).containsOnlyKeys("postgres", "redis", "rabbitmq", "kv-service", "kv-consumer", "envoy", "nginx");
+        assertThat(services).containsOnlyKeys("postgres", "redis", "rabbitmq", "kv-auth-keys", "kv-service", "kv-consumer",
+                "envoy", "nginx");
         assertThat(((Map<String, Object>) service("kv-service").get("deploy")).get("replicas")).isEqualTo(2);
         assertThat(((Map<String, Object>) service("kv-consumer").get("deploy")).get("replicas")).isEqualTo(2);
         assertThat((String) service("envoy").get("image")).isNotBlank();
@@ -173,9 +174,33 @@ class StackConfigTest {
     void compose_everyServiceRestartsByItself_andHasAHealthcheck() {
         services.forEach((name, def) -> {
             Map<String, Object> s = (Map<String, Object>) def;
+            if (ONE_SHOT.contains(name)) {
+                assertThat(String.valueOf(s.get("restart"))).as("%s runs once", name).isEqualTo("no");
+                return;
+            }
             assertThat(String.valueOf(s.get("restart"))).as("restart policy of %s", name)
                     .matches("unless-stopped|always|on-failure(:\\d+)?");
             assertThat(s).as("%s has a healthcheck", name).containsKey("healthcheck");
+        });
+    }
+
+    /** Services that run once and exit (others wait for them with service_completed_successfully). */
+    private static final java.util.Set<String> ONE_SHOT = java.util.Set.of("kv-auth-keys");
+
+    @Test
+    void compose_asksForTokens_andOnlyTheKeyMakerSeesTheSigningKey() {
+        Map<String, Object> replica = service("kv-service");
+        Map<String, Object> env = (Map<String, Object>) replica.get("environment");
+        assertThat(String.valueOf(env.get("KVMESH_AUTH"))).isEqualTo("${KVMESH_AUTH:-on}");
+        assertThat(String.valueOf(env.get("KVMESH_AUTH_JWKS_FILE"))).isEqualTo("/public/auth-jwks.json");
+        assertThat((List<Object>) replica.get("volumes")).containsExactly("authpublic:/public:ro");
+        assertThat(String.valueOf(((Map<String, Object>) replica.get("depends_on")).get("kv-auth-keys")))
+                .contains("service_completed_successfully");
+        services.forEach((name, def) -> {
+            Object volumes = ((Map<String, Object>) def).get("volumes");
+            if (volumes != null && !name.equals("kv-auth-keys")) {
+                assertThat(String.valueOf(volumes)).as("%s mounts the signing key", name).doesNotContain("authkeys");
+            }
         });
     }
 
