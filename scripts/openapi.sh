@@ -150,6 +150,14 @@ for path, body in (("/api", "PutApiBody"), ("/kv", "PutKvBody")):
     for prm in spec["paths"][path]["put"]["parameters"]:
         if prm["in"] == "body":
             prm["schema"] = {"$ref": "#/definitions/" + body}
+# Auth (when the stack has it on: KVMESH_AUTH): a bearer token in Authorization. Swagger 2.0 has no bearer scheme,
+# so it is the usual apiKey-in-header; Swagger UI's Authorize takes "Bearer <token>".
+spec["securityDefinitions"] = {"bearer": {
+    "type": "apiKey", "in": "header", "name": "Authorization",
+    "description": ("'Bearer <token>' when the stack has auth on (KVMESH_AUTH; on once nginx listens beyond loopback): "
+                    "an ES256 JWT granting read / write / watch on key prefixes (./start.sh token mints one). "
+                    "No token: 401 UNAUTHENTICATED; a key or prefix the token does not grant: 403 PERMISSION_DENIED.")}}
+spec["security"] = [{"bearer": []}]
 spec["schemes"] = ["http"]
 spec["consumes"] = ["application/json"]
 spec["produces"] = ["application/json"]

@@ -67,7 +67,8 @@ class KvctlTest {
             ManagedChannel ch = InProcessChannelBuilder.forName(endpoint.equals("down:1") ? "nobody-" + serverName : serverName)
                     .directExecutor().build();
             return ch;
-        }).withInput(new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8))).withTerminal(false);
+        }).withInput(new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8))).withTerminal(false)
+                .withSettings(environmentWithoutToken(), null);
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         var cl = kvctl.commandLine();
@@ -80,6 +81,14 @@ class KvctlTest {
             kvctl.close();
         }
         return new Run(code, out.toString(), err.toString());
+    }
+
+    /** The real environment minus a token (scripts/e2e.sh exports KVMESH_TOKEN for the e2e suite): no test sends one unasked. */
+    private static Map<String, String> environmentWithoutToken() {
+        Map<String, String> env = new java.util.HashMap<>(System.getenv());
+        env.remove("KVMESH_TOKEN");
+        env.remove("KVMESH_TOKEN_FILE");
+        return env;
     }
 
     private Run kvctl(String... args) {
