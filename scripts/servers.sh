@@ -11,7 +11,7 @@
 #                                                  then become that server in the foreground (./start.sh's supervisord)
 #   scripts/servers.sh stop RUN_DIR                stop all three (idempotent, bounded, never fails if stopped)
 #   scripts/servers.sh ctl RUN_DIR PART ACTION     PART = redis|postgres|rabbitmq, ACTION = stop|start|status (redis: kill = kill -9)
-#   scripts/servers.sh env RUN_DIR                 print RUN_DIR/servers.env
+#   scripts/servers.sh env RUN_DIR                 print RUN_DIR/servers.env (it holds the application's passwords)
 #   scripts/servers.sh status RUN_DIR              one line per part; exit 0 only if all three are up
 #   scripts/servers.sh rabbitmqctl RUN_DIR ARGS..  run rabbitmqctl against this run's node
 #
