@@ -49,12 +49,18 @@ def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def redact(text):
+    """text without the passwords a command line may carry: URIs' user info and redis-benchmark's -a."""
+    text = re.sub(r"//([^:/@\s]*):[^@\s]*@", r"//\1:***@", text)
+    return re.sub(r"(^|\s)-a \S+", r"\1-a ***", text)
+
+
 def sh(cmd, timeout, env=None, check=True):
     """Runs cmd (a list), bounded in time; returns stdout. Raises on failure when check."""
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
                        env={**os.environ, **(env or {})})
     if check and p.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd)} exited {p.returncode}: {p.stderr.strip()[-600:]}")
+        raise RuntimeError(redact(f"{shlex.join(cmd)} exited {p.returncode}: {p.stderr.strip()[-600:]}"))
     return p.stdout + ("" if check else p.stderr)
 
 
@@ -490,9 +496,24 @@ class Bench:
         self.point("rabbitmq quorum confirms", "ceiling", self.perftest)
         self.point("postgres 100-row upsert", "ceiling", self.pgbench)
 
+    def credentials(self):
+        """The stores' passwords of the stack (its run folder's secrets/credentials.env, mode 0600): never printed,
+        never in a recorded command (see masked)."""
+        return read_env(self.e.get("CREDENTIALS_FILE") or os.path.join(self.run_dir, "secrets/credentials.env"))
+
+    def masked(self, cmd):
+        """cmd as a string for the results, with every password of the stack replaced by ***."""
+        text = shlex.join(cmd)
+        for k, v in self.credentials().items():
+            if k.endswith("PASSWORD") and v:
+                text = text.replace(v, "***")
+        return text
+
     def redis_bench(self, op):
         n = self.m["redis_n"]
-        cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", self.e["REDIS_PORT"], "-c", str(CONC), "-n", str(n),
+        # redis-benchmark takes its password only as -a (no environment variable); the recorded command masks it
+        cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", self.e["REDIS_PORT"],
+               "-a", self.credentials()["KVMESH_REDIS_PASSWORD"], "-c", str(CONC), "-n", str(n),
                "-d", "256", "-r", "100000", "-t", op, "--csv"]
         t0 = time.time()
         out = sh(cmd, timeout=300)
@@ -501,12 +522,13 @@ class Bench:
         row = rows[-1]
         return dict(requests=n, seconds=secs, throughput=float(row["rps"]), errors=0,
                     p50_ms=float(row["p50_latency_ms"]), p99_ms=float(row["p99_latency_ms"]), p999_ms=None,
-                    command=shlex.join(cmd))
+                    command=self.masked(cmd))
 
     def perftest(self, seconds):
         e = self.e
         cmd = [f"{e['JAVA_HOME']}/bin/java", "-Xmx256m", "-cp", f"{e['PERFTEST_LIB']}/*", "com.rabbitmq.perf.PerfTest",
-               "-h", f"amqp://guest:guest@127.0.0.1:{e['AMQP_PORT']}/%2F", "-x", "1", "-y", "1", "-s", "256",
+               "-h", f"amqp://{self.credentials()['KVMESH_AMQP_USER']}:{self.credentials()['KVMESH_AMQP_PASSWORD']}"
+                     f"@127.0.0.1:{e['AMQP_PORT']}/%2F", "-x", "1", "-y", "1", "-s", "256",
                "--quorum-queue", "-u", "ghz-bench-perftest", "-c", "1000", "-z", str(seconds)]
         out = sh(cmd, timeout=seconds + 90)
         sent = re.search(r"sending rate avg: ([\d.]+) msg/s", out)
@@ -520,6 +542,7 @@ class Bench:
             scale = 1000 if lat[-1][5] == "µs" else 1
             p50, p99 = float(lat[-1][1]) / scale, float(lat[-1][4]) / scale
         shown = [c if "perftest/target/lib" not in c else "ghz-bench/perftest/target/lib/*" for c in cmd]
+        shown = shlex.split(self.masked(shown))
         return dict(requests=int(rate * seconds), seconds=seconds, throughput=rate, errors=0,
                     received=float(recv.group(1)) if recv else None, p50_ms=p50, p99_ms=p99, p999_ms=None,
                     command=shlex.join(shown))
@@ -527,10 +550,11 @@ class Bench:
     def pgbench(self, seconds):
         e = self.e
         base = ["-h", "127.0.0.1", "-p", e["PG_PORT"], "-U", "postgres", "-d", "postgres"]
+        pw = {"PGPASSWORD": self.credentials()["KVMESH_PG_SUPERUSER_PASSWORD"]}   # scram-sha-256, no trust
         if not getattr(self, "_pg_ready", False):
             sh(["psql", *base, "-Xqc",
                 "CREATE TABLE IF NOT EXISTS ghz_bench_kv (key text PRIMARY KEY, value text NOT NULL, version bigint NOT NULL)"],
-               timeout=30)
+               timeout=30, env=pw)
             self._pg_ready = True
         script = os.path.join(self.run_dir, "pgbench-upsert.sql")
         with open(script, "w") as f:
@@ -539,7 +563,7 @@ class Bench:
                     "SELECT 'pgb-' || lpad((:base + g)::text, 8, '0'), repeat('v', 256), 1 FROM generate_series(1, 100) g "
                     "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = ghz_bench_kv.version + 1;\n")
         cmd = ["pgbench", *base, "-n", "-M", "prepared", "-c", "8", "-j", "2", "-T", str(seconds), "-f", script]
-        out = sh(cmd, timeout=seconds + 60)
+        out = sh(cmd, timeout=seconds + 60, env=pw)
         tps = re.search(r"tps = ([\d.]+)", out)
         lat = re.search(r"latency average = ([\d.]+) ms", out)
         txs = re.search(r"number of transactions actually processed: (\d+)", out)

@@ -11,13 +11,19 @@
 #                                                  then become that server in the foreground (./start.sh's supervisord)
 #   scripts/servers.sh stop RUN_DIR                stop all three (idempotent, bounded, never fails if stopped)
 #   scripts/servers.sh ctl RUN_DIR PART ACTION     PART = redis|postgres|rabbitmq, ACTION = stop|start|status (redis: kill = kill -9)
-#   scripts/servers.sh env RUN_DIR                 print RUN_DIR/servers.env
+#   scripts/servers.sh env RUN_DIR                 print RUN_DIR/servers.env (it holds the application's passwords)
 #   scripts/servers.sh status RUN_DIR              one line per part; exit 0 only if all three are up
 #   scripts/servers.sh rabbitmqctl RUN_DIR ARGS..  run rabbitmqctl against this run's node
 #
 # Everything lives under RUN_DIR: postgres/ (data, sock), redis/ (dump.rdb, pid), rabbitmq/ (mnesia, config,
 # HOME with the Erlang cookie, pid), logs/ (postgres.log, redis.log, rabbitmq/, *-console.log) and
 # servers.state (ports, node name).  All servers listen on 127.0.0.1 only.
+#
+# No server answers without a password. The first start or prepare of a run folder generates them into
+# RUN_DIR/secrets/credentials.env (mode 0600; reused by every later start of the same folder): PostgreSQL's superuser
+# `postgres` and application role `kvmesh` (scram-sha-256, no trust line in pg_hba.conf), Redis (requirepass) and
+# RabbitMQ's only user `kvmesh` (no guest). servers.env (mode 0600) carries the application's share of them; they
+# are never printed (logs name the file).
 #
 # Optional environment: KVMESH_PG_PORT, KVMESH_REDIS_PORT, KVMESH_AMQP_PORT, KVMESH_RABBIT_DIST_PORT
 # (fixed ports instead of free ones, for `start`), KVMESH_SERVERS_START_TIMEOUT (seconds, default 60).
@@ -191,6 +197,53 @@ tail_log() {  # tail_log LABEL FILE...
   done
 }
 
+# ---------------------------------------------------------------- credentials
+
+new_password() { (set +o pipefail; tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32); }   # URI-safe: no escaping anywhere
+
+# read_credentials: PG_SUPER_PASS, PG_APP_PASS, REDIS_PASS, AMQP_USER, AMQP_PASS from the run folder's file (1 if none)
+read_credentials() {
+  PG_SUPER_PASS="" PG_APP_PASS="" REDIS_PASS="" AMQP_USER="" AMQP_PASS=""
+  [ -s "$CRED_FILE" ] || return 1
+  local KVMESH_PG_SUPERUSER_PASSWORD="" KVMESH_PG_PASSWORD="" KVMESH_REDIS_PASSWORD="" KVMESH_AMQP_USER="" KVMESH_AMQP_PASSWORD=""
+  # shellcheck disable=SC1090
+  . "$CRED_FILE"
+  PG_SUPER_PASS="$KVMESH_PG_SUPERUSER_PASSWORD" PG_APP_PASS="$KVMESH_PG_PASSWORD" REDIS_PASS="$KVMESH_REDIS_PASSWORD"
+  AMQP_USER="$KVMESH_AMQP_USER" AMQP_PASS="$KVMESH_AMQP_PASSWORD"
+  [ -n "$PG_SUPER_PASS" ] && [ -n "$PG_APP_PASS" ] && [ -n "$REDIS_PASS" ] && [ -n "$AMQP_USER" ] && [ -n "$AMQP_PASS" ] ||
+    die "$CRED_FILE is incomplete; restore it (the servers' data hold these passwords)"
+}
+
+# ensure_credentials: the run folder's credentials, generated once (mode 0600) if it has none. Data made with other
+# passwords (or before there were any) cannot be reused with new ones: that is refused with what to do instead.
+ensure_credentials() {
+  read_credentials && return 0
+  if [ -s "$PG_DATA/PG_VERSION" ] || [ -n "$(ls -A "$RMQ_DIR/mnesia" 2>/dev/null)" ]; then
+    die "$RUN_DIR holds server data but no $CRED_FILE (data made before generated passwords, or the file was deleted): restore the file, or start on a fresh run folder (or delete $PG_DIR $RMQ_DIR $REDIS_DIR)"
+  fi
+  ( umask 077
+    mkdir -p "$SECRETS_DIR"
+    chmod 700 "$SECRETS_DIR"
+    {
+      echo "# kvmesh: the stores' credentials for $RUN_DIR, generated once by scripts/servers.sh; keep it 0600."
+      echo "# To rotate: stop the stack, delete this file and start on a fresh run folder (the data hold these passwords)."
+      printf 'KVMESH_PG_SUPERUSER_PASSWORD=%s\nKVMESH_PG_PASSWORD=%s\nKVMESH_REDIS_PASSWORD=%s\n' \
+        "$(new_password)" "$(new_password)" "$(new_password)"
+      printf 'KVMESH_AMQP_USER=kvmesh\nKVMESH_AMQP_PASSWORD=%s\n' "$(new_password)"
+    } >"$CRED_FILE.tmp"
+    mv -f "$CRED_FILE.tmp" "$CRED_FILE" )
+  log "credentials: generated $CRED_FILE (mode 0600)"
+  read_credentials
+}
+
+# write_secret_file USER FILE: stdin into FILE, mode 0600, owned by USER (a service user when root)
+write_secret_file() {
+  local user="$1" f="$2"
+  ( umask 077; cat >"$f.tmp" )
+  own "$user" "$f.tmp"
+  mv -f "$f.tmp" "$f"
+}
+
 # ---------------------------------------------------------------- run dir / state
 
 set_run_dir() {
@@ -204,6 +257,7 @@ set_run_dir() {
   PG_DIR="$RUN_DIR/postgres"; PG_DATA="$PG_DIR/data"
   REDIS_DIR="$RUN_DIR/redis"; REDIS_PIDFILE="$REDIS_DIR/redis.pid"
   RMQ_DIR="$RUN_DIR/rabbitmq"; RMQ_HOME="$RMQ_DIR/home"; RMQ_PIDFILE="$RMQ_DIR/rabbit.pid"
+  SECRETS_DIR="$RUN_DIR/secrets"; CRED_FILE="$SECRETS_DIR/credentials.env"
   cd "$RUN_DIR"   # service users must be able to access their cwd
 }
 
@@ -231,18 +285,20 @@ write_state() {
   mv -f "$tmp" "$STATE"
 }
 
-write_env() {
+write_env() {  # mode 0600: it holds the application's passwords
   local tmp="$ENV_FILE.tmp"
+  ( umask 077; : >"$tmp" )
   {
     echo "# kvmesh throwaway servers - generated by $SELF start $RUN_DIR"
     printf 'export %s=%q\n' \
       KVMESH_PG_URL "jdbc:postgresql://127.0.0.1:$PG_PORT/kvmesh" \
       KVMESH_PG_USER kvmesh \
-      KVMESH_PG_PASSWORD kvmesh \
+      KVMESH_PG_PASSWORD "$PG_APP_PASS" \
       KVMESH_PG_PORT "$PG_PORT" \
-      KVMESH_REDIS_URI "redis://127.0.0.1:$REDIS_PORT" \
+      KVMESH_REDIS_URI "redis://:$REDIS_PASS@127.0.0.1:$REDIS_PORT" \
       KVMESH_REDIS_PORT "$REDIS_PORT" \
-      KVMESH_AMQP_URI "amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2F" \
+      KVMESH_AMQP_URI "amqp://$AMQP_USER:$AMQP_PASS@127.0.0.1:$AMQP_PORT/%2F" \
+      KVMESH_CREDENTIALS_FILE "$CRED_FILE" \
       KVMESH_AMQP_PORT "$AMQP_PORT" \
       KVMESH_RABBIT_NODE "$RABBIT_NODE" \
       KVMESH_TEST_RUN_DIR "$RUN_DIR" \
@@ -273,12 +329,24 @@ prepare_dirs() {
     fi
   fi
   mkdir -p "$PG_SOCK"; own postgres "$PG_SOCK"
-  # RabbitMQ: own config, empty plugin list, own env file (ignores /etc/rabbitmq), own Erlang cookie.
+  ensure_credentials
+  # PostgreSQL: the scripts' own psql calls (as postgres, HOME=$PG_DIR) read the superuser's password from here.
+  printf '*:*:*:postgres:%s\n' "$PG_SUPER_PASS" | write_secret_file postgres "$PG_DIR/.pgpass"
+  # Redis: the password in a 0600 file, not on a command line that ps shows.
+  printf '# generated by kvmesh scripts/servers.sh from %s\nrequirepass %s\n' "$CRED_FILE" "$REDIS_PASS" |
+    write_secret_file "$(id -un)" "$REDIS_DIR/auth.conf"
+  # RabbitMQ: own config, empty plugin list, own env file (ignores /etc/rabbitmq), own Erlang cookie. Its one user is
+  # created at the first boot from default_user/default_pass: no guest user ever exists.
   [ -f "$RMQ_DIR/enabled_plugins" ] || echo '[].' >"$RMQ_DIR/enabled_plugins"
   [ -f "$RMQ_DIR/rabbitmq-env.conf" ] || : >"$RMQ_DIR/rabbitmq-env.conf"
-  cat >"$RMQ_DIR/rabbitmq.conf" <<'EOF'
+  write_secret_file rabbitmq "$RMQ_DIR/rabbitmq.conf" <<EOF
 # generated by kvmesh scripts/servers.sh (listener address/port come from RABBITMQ_NODE_IP_ADDRESS/PORT)
-loopback_users.guest = true
+default_vhost = /
+default_user = $AMQP_USER
+default_pass = $AMQP_PASS
+default_permissions.configure = .*
+default_permissions.read = .*
+default_permissions.write = .*
 log.console = false
 log.file.level = info
 EOF
@@ -317,11 +385,18 @@ pg_init() {
   local scratch="$PG_DIR/data.init"
   log "postgres: initdb $PG_DATA"
   rm -rf "$scratch"
-  pg initdb -D "$scratch" -U postgres --auth=trust --encoding=UTF8 --locale=C --no-sync \
-    </dev/null >>"$LOGS/postgres-initdb.log" 2>&1 || { tail_log postgres "$LOGS/postgres-initdb.log"; return 1; }
-  printf '%s\n' "CREATE ROLE kvmesh LOGIN CREATEDB PASSWORD 'kvmesh'" \
+  # scram-sha-256 for every connection, the local socket too (no trust line); the superuser's password from a file
+  # that exists only while initdb runs
+  printf '%s\n' "$PG_SUPER_PASS" | write_secret_file postgres "$PG_DIR/initdb.pw"
+  pg initdb -D "$scratch" -U postgres --auth=scram-sha-256 --pwfile="$PG_DIR/initdb.pw" --encoding=UTF8 --locale=C --no-sync \
+    </dev/null >>"$LOGS/postgres-initdb.log" 2>&1 || { rm -f "$PG_DIR/initdb.pw"; tail_log postgres "$LOGS/postgres-initdb.log"; return 1; }
+  rm -f "$PG_DIR/initdb.pw"
+  if grep -Eq '^[[:space:]]*[^#[:space:]].*[[:space:]]trust[[:space:]]*$' "$scratch/pg_hba.conf"; then
+    die "postgres: initdb wrote a trust line into pg_hba.conf"
+  fi
+  printf '%s\n' "CREATE ROLE kvmesh LOGIN CREATEDB PASSWORD '$PG_APP_PASS'" \
     "CREATE DATABASE kvmesh OWNER kvmesh ENCODING 'UTF8'" |
-    pg postgres --single -D "$scratch" -c listen_addresses= -c exit_on_error=on postgres \
+    pg postgres --single -D "$scratch" -c listen_addresses= -c exit_on_error=on -c password_encryption=scram-sha-256 postgres \
       >>"$LOGS/postgres-initdb.log" 2>&1 || { tail_log postgres "$LOGS/postgres-initdb.log"; return 1; }
   cat >>"$scratch/postgresql.conf" <<'EOF'
 
@@ -336,6 +411,7 @@ timezone = 'UTC'
 log_timezone = 'UTC'
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = -1
+password_encryption = scram-sha-256
 EOF
   mv "$scratch" "$PG_DATA"
 }
@@ -398,10 +474,11 @@ redis_pid() {
   return 0
 }
 
-redis_ping() { [ "$(timeout 3 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+redis_cli() { REDISCLI_AUTH="$REDIS_PASS" timeout "$1" redis-cli --no-auth-warning -h 127.0.0.1 -p "$REDIS_PORT" "${@:2}"; }   # redis_cli SECS ARGS
+redis_ping() { [ "$(redis_cli 3 ping 2>/dev/null)" = PONG ]; }
 
 redis_server_args() {  # REDIS_ARGS: the server's options, daemonized (start) or in the foreground (run)
-  REDIS_ARGS=(--port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes --dir "$REDIS_DIR" --dbfilename dump.rdb
+  REDIS_ARGS=("$REDIS_DIR/auth.conf" --port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes --dir "$REDIS_DIR" --dbfilename dump.rdb
     --save "" --appendonly no --pidfile "$REDIS_PIDFILE" --logfile "$LOGS/redis.log")
 }
 
@@ -427,7 +504,7 @@ redis_stop() {  # redis_stop save|nosave
   p="$(redis_pid)"
   if [ -z "$p" ]; then log "redis: not running"; return 0; fi
   log "stopping redis (pid $p, SHUTDOWN ${mode^^})"
-  timeout 30 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown "$mode" </dev/null >/dev/null 2>&1 || true
+  redis_cli 30 shutdown "$mode" </dev/null >/dev/null 2>&1 || true
   wait_gone 30 "$p" && return 0
   if [ "$mode" = save ]; then
     kill_hard redis "$p"
@@ -539,6 +616,7 @@ rmq_stop() {
 require_state() {
   load_state || die "no servers.state in $RUN_DIR (was '$(basename "$SELF") start $RUN_DIR' run?)"
   PG_BIN="$(pg_bindir)"; RMQ_BIN="$(rabbit_bin)"
+  read_credentials || die "no $CRED_FILE (was '$(basename "$SELF") start $RUN_DIR' run?)"
 }
 
 # Ports (free ones unless pinned by KVMESH_*_PORT), the RabbitMQ node name (kept across starts) and the folders;
@@ -643,6 +721,7 @@ cmd_run() {
 
 do_stop() {  # stops everything in RUN_DIR (state may be partial)
   load_state || true
+  read_credentials || true   # none: Redis is killed instead of shut down
   PG_BIN="$(pg_bindir)"; RMQ_BIN="$(rabbit_bin)"
   if [ -n "$RABBIT_NODE" ] && [ -n "$RMQ_BIN" ]; then rmq_stop || true; fi
   if [ -n "$PG_BIN" ] && [ -f "$PG_DATA/postmaster.pid" ]; then pg_stop || true; fi

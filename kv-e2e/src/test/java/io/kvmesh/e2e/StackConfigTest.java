@@ -335,6 +335,78 @@ class StackConfigTest {
         assertThat(logs).startsWith("0\n").contains("envoy.log", "nginx-access", "nginx-error");
     }
 
+    /** Issue 12: every store needs a generated password in containers too; compose refuses to start without them. */
+    @Test
+    void compose_storesNeedGeneratedPasswords_andNoneHasADefault() throws IOException {
+        String text = Files.readString(root.resolve("docker-compose.yml"));
+        Matcher ref = Pattern.compile("\\$\\{(KVMESH_[A-Z_]*PASSWORD)([^}]*)}").matcher(text);
+        Set<String> secrets = new TreeSet<>();
+        while (ref.find()) {
+            assertThat(ref.group(2)).as("${%s...} refuses to start without it", ref.group(1)).startsWith(":?");
+            secrets.add(ref.group(1));
+        }
+        assertThat(secrets).containsExactly("KVMESH_AMQP_PASSWORD", "KVMESH_PG_PASSWORD", "KVMESH_PG_SUPERUSER_PASSWORD",
+                "KVMESH_REDIS_PASSWORD");
+        Map<String, String> pg = env("postgres");
+        assertThat(pg.get("POSTGRES_USER")).isEqualTo("postgres");
+        assertThat(pg.get("POSTGRES_PASSWORD")).startsWith("${KVMESH_PG_SUPERUSER_PASSWORD:?");
+        assertThat(pg.get("POSTGRES_INITDB_ARGS")).contains("--auth=scram-sha-256");
+        assertThat(pg.get("POSTGRES_HOST_AUTH_METHOD")).isEqualTo("scram-sha-256");
+        assertThat(String.valueOf(service("postgres").get("volumes"))).contains("./docker/postgres-init.sh:/docker-entrypoint-initdb.d/");
+        assertThat(Files.readString(root.resolve("docker/postgres-init.sh"))).contains("CREATE ROLE kvmesh LOGIN", ":'app_password'");
+        assertThat(String.valueOf(service("redis").get("command"))).contains("--requirepass, ${KVMESH_REDIS_PASSWORD:?");
+        assertThat(String.valueOf(((Map<String, Object>) service("redis").get("healthcheck")).get("test"))).contains("PONG");
+        assertThat(env("rabbitmq")).containsEntry("RABBITMQ_DEFAULT_USER", "kvmesh");
+        assertThat(env("rabbitmq").get("RABBITMQ_DEFAULT_PASS")).startsWith("${KVMESH_AMQP_PASSWORD:?");
+        for (String app : List.of("kv-service", "kv-consumer")) {
+            Map<String, String> e = env(app);
+            assertThat(e.get("KVMESH_PG_USER")).isEqualTo("kvmesh");
+            assertThat(e.get("KVMESH_PG_PASSWORD")).startsWith("${KVMESH_PG_PASSWORD:?");
+            assertThat(e.get("KVMESH_REDIS_URI")).startsWith("redis://:${KVMESH_REDIS_PASSWORD:?");
+            assertThat(e.get("KVMESH_AMQP_URI")).startsWith("amqp://kvmesh:${KVMESH_AMQP_PASSWORD:?");
+        }
+        assertThat(Files.readString(root.resolve("start.sh"))).contains("ensure_compose_secrets; ");
+    }
+
+    /**
+     * Issue 12: nothing the stack runs or is configured with logs in as guest, trusts a connection, or carries a
+     * fixed password (comments may say so; code and configuration may not).
+     */
+    @Test
+    void nothingTheStackRuns_namesGuest_trustsAConnection_orHasAFixedPassword() throws IOException {
+        List<String> files = new java.util.ArrayList<>(List.of("start.sh", "test.sh", "docker-compose.yml", ".env.example",
+                "docker/Dockerfile", "docker/postgres-init.sh", "ghz-bench/run.sh", "ghz-bench/bench.py"));
+        try (var scripts = Files.list(root.resolve("scripts"))) {
+            scripts.filter(f -> f.toString().endsWith(".sh")).forEach(f -> files.add(root.relativize(f).toString()));
+        }
+        try (var faults = Files.list(root.resolve("scripts/faults"))) {
+            faults.filter(f -> f.toString().endsWith(".py")).forEach(f -> files.add(root.relativize(f).toString()));
+        }
+        try (var config = Files.list(root.resolve("kv-core/src/main/java/io/kvmesh/core/config"))) {
+            config.forEach(f -> files.add(root.relativize(f).toString()));
+        }
+        Pattern forbidden = Pattern.compile("(?i)guest"
+                + "|--auth(-local|-host)?=(trust|password|md5)|AUTH_METHOD: *trust"          // PostgreSQL authentication
+                + "|PASSWORD '[^'$]"                                                          // a literal role password
+                + "|(PASSWORD|PASS)[\"']?\\s*[=:,]\\s*[\"']?(kvmesh|postgres|guest|password|secret|changeme)\\b"
+                + "|:-(kvmesh|postgres|guest|password|secret)}"                                // a compose default
+                + "|\"KVMESH_PG_PASSWORD\", \"[^\"]"                                          // a default in code
+                + "|(?-i://[a-z0-9_.-]*:[a-z0-9_.-]+@)");                                     // a URI with a literal password
+        for (String file : files) {
+            List<String> lines = Files.readAllLines(root.resolve(file));
+            for (int i = 0; i < lines.size(); i++) {
+                String line = lines.get(i).trim();
+                if (line.startsWith("#") || line.startsWith("//") || line.startsWith("*") || line.startsWith("/*")
+                        || line.startsWith(";")) {
+                    continue;
+                }
+                assertThat(forbidden.matcher(line).find()).as("%s:%d: %s", file, i + 1, line).isFalse();
+            }
+        }
+        String servers = Files.readString(root.resolve("scripts/servers.sh"));
+        assertThat(servers).contains("--auth=scram-sha-256", "requirepass", "default_user = $AMQP_USER", "umask 077");
+    }
+
     @Test
     void nginxTemplate_rendersWithEveryPlaceholderFilled() throws Exception {
         String conf = render("nginx/nginx.conf", env("nginx"));

@@ -5,6 +5,8 @@ import java.time.Duration;
 /**
  * How to reach RabbitMQ and the shape of the operation queues.
  *
+ * @param uri           {@code amqp://USER:PASSWORD@host:port/vhost}; required, and with its user and password, because
+ *                      the client would otherwise log in as guest/guest
  * @param namePrefix    prefix of the exchange and queue names ({@code kv} gives {@code kv.ops}, {@code kv.ops.0}, ...)
  * @param partitions    number of partition queues; a key always maps to the same one
  * @param confirmTimeout how long a publish waits for the broker's confirm before failing UNAVAILABLE
@@ -14,7 +16,8 @@ public record AmqpConfig(String uri, String namePrefix, int partitions, Duration
 
     public static AmqpConfig from(Env env) {
         return new AmqpConfig(
-                env.string("KVMESH_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+                Credentials.requireUserInfo("KVMESH_AMQP_URI",
+                        env.required("KVMESH_AMQP_URI", Credentials.WHERE_FROM), "amqp://USER:PASSWORD@host:5672/%2F"),
                 env.string("KVMESH_AMQP_PREFIX", "kv"),
                 env.integer("KVMESH_PARTITIONS", 8, 1, 1024),
                 env.millis("KVMESH_CONFIRM_TIMEOUT_MS", 5_000),
@@ -27,7 +30,7 @@ public record AmqpConfig(String uri, String namePrefix, int partitions, Duration
 
     @Override
     public String toString() {
-        return "AmqpConfig[uri=" + uri.replaceAll("//[^@/]*@", "//***@") + ", namePrefix=" + namePrefix
+        return "AmqpConfig[uri=" + Credentials.mask(uri) + ", namePrefix=" + namePrefix
                 + ", partitions=" + partitions + "]";
     }
 }

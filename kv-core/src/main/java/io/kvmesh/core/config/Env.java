@@ -21,6 +21,18 @@ public final class Env {
         return v == null || v.isBlank() ? fallback : v.trim();
     }
 
+    /**
+     * A setting with no default, such as a password: a missing one ends start-up with a message that says where the
+     * value comes from, never a fallback.
+     */
+    public String required(String name, String whereFrom) {
+        String v = vars.get(name);
+        if (v == null || v.isBlank()) {
+            throw new IllegalArgumentException(name + " is not set: " + whereFrom);
+        }
+        return v.trim();
+    }
+
     public int integer(String name, int fallback, int min, int max) {
         String v = vars.get(name);
         if (v == null || v.isBlank()) {

@@ -5,6 +5,7 @@ import java.time.Duration;
 /**
  * How to reach Redis and how the cache behaves.
  *
+ * @param uri       {@code redis://:PASSWORD@host:port} (or {@code redis://USER:PASSWORD@...}); required, with a password
  * @param keyPrefix prefix of every cache key, so several deployments (or test runs) can share one Redis
  * @param timeout   how long a cache call may take before the caller falls back to PostgreSQL
  * @param entryTtl  how long a cached live entry lives at most (bounds staleness if an update is ever missed)
@@ -14,7 +15,8 @@ public record RedisConfig(String uri, String keyPrefix, Duration timeout, Durati
 
     public static RedisConfig from(Env env) {
         return new RedisConfig(
-                env.string("KVMESH_REDIS_URI", "redis://127.0.0.1:6379"),
+                Credentials.requireUserInfo("KVMESH_REDIS_URI",
+                        env.required("KVMESH_REDIS_URI", Credentials.WHERE_FROM), "redis://:PASSWORD@host:6379"),
                 env.string("KVMESH_REDIS_PREFIX", "kv:"),
                 env.millis("KVMESH_REDIS_TIMEOUT_MS", 250),
                 env.millis("KVMESH_CACHE_TTL_MS", 300_000),
@@ -23,5 +25,11 @@ public record RedisConfig(String uri, String keyPrefix, Duration timeout, Durati
 
     public RedisConfig withKeyPrefix(String prefix) {
         return new RedisConfig(uri, prefix, timeout, entryTtl, tombstoneTtl);
+    }
+
+    @Override
+    public String toString() {
+        return "RedisConfig[uri=" + Credentials.mask(uri) + ", keyPrefix=" + keyPrefix + ", timeout=" + timeout
+                + ", entryTtl=" + entryTtl + ", tombstoneTtl=" + tombstoneTtl + "]";
     }
 }
