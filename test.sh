@@ -10,7 +10,8 @@
 #      driven over HTTP/JSON and gRPC (kv-e2e), by kvctl (kv-cli) and by headless Chromium
 #      (ui-tests, which also checks openapi.json against the proto) and fuzzed from its /openapi.json by
 #      schemathesis (scripts/schemathesis.sh; installed into a venv from PyPI), then stopped and removed;
-#   3. runs ghz-bench/run.sh quick: every benchmark scenario once, briefly, as a smoke test;
+#   3. runs ghz-bench/run.sh quick: every benchmark scenario once, briefly, as a smoke test (with API tokens on, so
+#      every tool of the benchmark is shown to work with auth);
 #   4. runs scripts/faults.sh quick: a few faults under load (a replica and the active consumer killed, Redis
 #      killed after a dump, a slow Watch client, a reused request id), each followed by a drain and a verification
 #      against PostgreSQL, Redis and the API; fails on anything lost, applied twice or stale, a part that does not
@@ -65,7 +66,7 @@ KVMESH_E2E_MODULES=kv-e2e,kv-cli KVMESH_E2E_UI=1 KVMESH_E2E_SCHEMATHESIS=1 scrip
 # A smoke test of the benchmark suite: every scenario runs briefly and must produce numbers (never asserts
 # speed). Its results stay out of git; the committed figures come from `ghz-bench/run.sh full`.
 step "running the benchmark suite in quick mode (smoke test)"
-ghz-bench/run.sh quick
+KVMESH_BENCH_AUTH=on ghz-bench/run.sh quick
 
 # The fault suite in quick mode: its own stack on free ports, stopped and removed afterwards, pass or fail.
 step "running the fault suite in quick mode"

@@ -21,7 +21,8 @@
 # regenerates the report, and stops everything it started (trap), pass or fail.
 #
 # Environment: GHZ_BENCH_KEEP=1 keeps the run folder (logs); GHZ_BENCH_ONLY=name,name runs only those scenarios
-# (for development: the result is then not written as latest-*.json).
+# (for development: the result is then not written as latest-*.json); KVMESH_BENCH_AUTH=on runs the stack with API
+# tokens on, every kvmesh request carrying its admin token (./test.sh's quick run does; the "auth on" lever measures it).
 set -euo pipefail
 BENCH="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd -P)"
 ROOT="$(cd "$BENCH/.." && pwd -P)"
@@ -241,16 +242,18 @@ start_stack() {
   mkdir -p "$STACK_DIR"
   chmod 755 "$STACK_DIR"
   STARTED_STACK=1
-  env "$@" KVMESH_MODE=native KVMESH_RUN_DIR="$STACK_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
+  env KVMESH_AUTH="${KVMESH_BENCH_AUTH:-off}" "$@" KVMESH_MODE=native KVMESH_RUN_DIR="$STACK_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
     KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS=2 KVMESH_REPLICA_PORTS="$R1,$R2" \
     KVMESH_CONSUMER_HTTP_PORTS="$C1,$C2" KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" \
     KVMESH_AMQP_PORT="$AMQP_PORT" KVMESH_RABBIT_DIST_PORT="$DIST_PORT" KVMESH_REPLICA_BASE_PORT= \
-    KVMESH_AUTH="${KVMESH_BENCH_AUTH:-off}" "$ROOT/start.sh" 2>&1 | sed -u 's/^/  /'
+    "$ROOT/start.sh" 2>&1 | sed -u 's/^/  /'
   [ "${PIPESTATUS[0]}" = 0 ] || die "the kvmesh stack did not start"
-  if [ "${KVMESH_BENCH_AUTH:-off}" = on ]; then
+  if grep -qx 'KVMESH_AUTH=on' "$STACK_DIR/stack.env"; then
     # every kvmesh request of the scenarios carries the stack's admin token (bench.py, wrk, ghz, vegeta, lagprobe)
     KVMESH_BENCH_TOKEN="$(cat "$STACK_DIR/secrets/admin.token")"
     export KVMESH_BENCH_TOKEN
+  else
+    unset KVMESH_BENCH_TOKEN
   fi
 }
 
