@@ -1,10 +1,13 @@
 package io.kvmesh.consumer.apply;
 
 import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.model.OperationKind;
+import io.kvmesh.core.model.OperationOutcome;
 import io.kvmesh.core.queue.RequestHash;
 import io.kvmesh.core.store.Change;
 import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.store.OplogRow;
+import io.kvmesh.core.time.Micros;
 import io.kvmesh.queue.v1.ChangeEvent;
 import io.kvmesh.queue.v1.Operation;
 
@@ -82,15 +85,16 @@ public final class BatchApplier {
                 }
                 Entry current = state.getOrDefault(op.getKey(), Entry.absent(op.getKey()));
                 Outcome outcome = decide(op, current, now);
-                OplogRow row = new OplogRow(op.getId(), op.getKey(), op.getKind().name(), outcome.version(),
+                OperationKind kind = OperationKind.of(op.getKind());
+                OplogRow row = new OplogRow(op.getId(), op.getKey(), kind, outcome.version(),
                         outcome.outcome(), outcome.reason(), op.getRequestId().isEmpty() ? null : op.getRequestId(),
                         op.getRequestHash().isEmpty() ? null : op.getRequestHash(),
-                        Instant.ofEpochSecond(0, op.getAcceptTimeMicros() * 1_000), now);
+                        Micros.toInstant(op.getAcceptTimeMicros()), now);
                 log.add(row);
                 if (outcome.next() != null) {
                     state.put(op.getKey(), outcome.next());
-                    changed.put(op.getKey(), new Change(outcome.next(), op.getId(), op.getKind().name()));
-                    events.add(Events.changed(op.getId(), Events.kind(op.getKind().name()), outcome.next(), now));
+                    changed.put(op.getKey(), new Change(outcome.next(), op.getId(), kind));
+                    events.add(Events.changed(op.getId(), kind.toEvent(), outcome.next(), now));
                 } else {
                     events.add(Events.replay(row).toBuilder().setReplayed(false).build());
                 }
@@ -113,14 +117,14 @@ public final class BatchApplier {
      * APPLIED or REJECTED, the version (after the operation; for a rejection, the version it met) and a reason (why
      * it was rejected, or why nothing changed).
      */
-    record Outcome(Entry next, String outcome, Long version, String reason) {
+    record Outcome(Entry next, OperationOutcome outcome, Long version, String reason) {
     }
 
     static Outcome decide(Operation op, Entry current, Instant now) {
         boolean live = current.isLiveAt(now);
         long visibleVersion = live ? current.version() : 0;
         if (op.hasExpectedVersion() && op.getExpectedVersion() != visibleVersion) {
-            return new Outcome(null, OplogRow.REJECTED, visibleVersion, "version conflict: expected version "
+            return new Outcome(null, OperationOutcome.REJECTED, visibleVersion, "version conflict: expected version "
                     + op.getExpectedVersion() + ", current version " + visibleVersion);
         }
         return switch (op.getKind()) {
@@ -128,15 +132,15 @@ public final class BatchApplier {
                 Instant expire = op.getTtlMillis() > 0 ? now.plusMillis(op.getTtlMillis()) : null;
                 Entry next = new Entry(op.getKey(), op.getValue(), current.version() + 1,
                         live ? current.createTime() : now, now, expire);
-                yield new Outcome(next, OplogRow.APPLIED, next.version(), null);
+                yield new Outcome(next, OperationOutcome.APPLIED, next.version(), null);
             }
             case DELETE -> {
                 if (current.value() == null) {
                     // never written, or deleted already: nothing to change, and the version stays
-                    yield new Outcome(null, OplogRow.APPLIED, current.version(), "key did not exist");
+                    yield new Outcome(null, OperationOutcome.APPLIED, current.version(), "key did not exist");
                 }
                 Entry tombstone = new Entry(op.getKey(), null, current.version() + 1, current.createTime(), now, null);
-                yield new Outcome(tombstone, OplogRow.APPLIED, tombstone.version(), null);
+                yield new Outcome(tombstone, OperationOutcome.APPLIED, tombstone.version(), null);
             }
             default -> throw new IllegalArgumentException("unknown operation kind " + op.getKind());
         };

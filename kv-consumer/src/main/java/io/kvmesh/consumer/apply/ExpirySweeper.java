@@ -2,6 +2,8 @@ package io.kvmesh.consumer.apply;
 
 import com.rabbitmq.client.Channel;
 import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.model.OperationKind;
+import io.kvmesh.core.model.OperationOutcome;
 import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.queue.OperationCodec;
 import io.kvmesh.core.store.Change;
@@ -76,8 +78,8 @@ public final class ExpirySweeper implements Runnable {
             for (Entry e : expired) {
                 Entry tomb = new Entry(e.key(), null, e.version() + 1, e.createTime(), now, null);
                 String id = OperationCodec.expiryId(e.key(), tomb.version());
-                tombstones.add(new Change(tomb, id, "EXPIRE"));
-                rows.add(new OplogRow(id, e.key(), "EXPIRE", tomb.version(), OplogRow.APPLIED, null, null,
+                tombstones.add(new Change(tomb, id, OperationKind.EXPIRE));
+                rows.add(new OplogRow(id, e.key(), OperationKind.EXPIRE, tomb.version(), OperationOutcome.APPLIED, null, null,
                         null, e.expireTime(), now));
                 changes.add(Events.changed(id, ChangeEvent.Kind.EXPIRE, tomb, now));
             }
