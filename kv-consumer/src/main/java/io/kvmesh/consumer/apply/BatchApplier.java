@@ -31,7 +31,7 @@ import java.util.TreeSet;
  * rest per key in memory (version = previous + 1, conditions checked against the state at that point), then writes
  * one row per key and one log row per operation.
  */
-public final class BatchApplier {
+public final class BatchApplier implements Applier {
     private static final Logger LOG = LoggerFactory.getLogger(BatchApplier.class);
     private final KvStore store;
 
@@ -39,9 +39,10 @@ public final class BatchApplier {
         this.store = store;
     }
 
+    @Override
     public ApplyResult apply(List<Operation> ops, Instant now) {
         if (ops.isEmpty()) {
-            return new ApplyResult(List.of(), List.of(), 0, 0);
+            return ApplyResult.EMPTY;
         }
         Set<String> keys = new TreeSet<>();
         List<String> ids = new ArrayList<>(ops.size());
@@ -64,6 +65,7 @@ public final class BatchApplier {
             List<OplogRow> log = new ArrayList<>(ops.size());
             List<ChangeEvent> events = new ArrayList<>(ops.size());
             int duplicates = 0;
+            int rejected = 0;
             for (Operation op : ops) {
                 if (!seen.add(op.getId()) || known.containsKey(op.getId())) {
                     duplicates++;
@@ -91,6 +93,9 @@ public final class BatchApplier {
                         op.getRequestHash().isEmpty() ? null : op.getRequestHash(),
                         Micros.toInstant(op.getAcceptTimeMicros()), now);
                 log.add(row);
+                if (outcome.outcome() == OperationOutcome.REJECTED) {
+                    rejected++;
+                }
                 if (outcome.next() != null) {
                     state.put(op.getKey(), outcome.next());
                     changed.put(op.getKey(), new Change(outcome.next(), op.getId(), kind));
@@ -108,7 +113,7 @@ public final class BatchApplier {
             Set<String> toCache = new TreeSet<>(changed.keySet());
             toCache.addAll(replayedKeys);
             List<Entry> cache = toCache.stream().map(state::get).filter(Objects::nonNull).toList();
-            return new ApplyResult(cache, events, log.size(), duplicates);
+            return new ApplyResult(cache, events, log.size(), rejected, duplicates);
         });
     }
 

@@ -1,6 +1,7 @@
 package io.kvmesh.consumer.apply;
 
 import com.rabbitmq.client.Channel;
+import io.kvmesh.consumer.metrics.ConsumerMetrics;
 import io.kvmesh.core.model.Entry;
 import io.kvmesh.core.model.OperationKind;
 import io.kvmesh.core.model.OperationOutcome;
@@ -36,15 +37,17 @@ public final class ExpirySweeper implements Runnable {
     private final Supplier<Channel> channel;
     private final Clock clock;
     private final Duration oplogRetention;
+    private final ConsumerMetrics metrics;
 
     public ExpirySweeper(KvStore store, CacheUpdater cacheUpdater, EventPublisher events, Supplier<Channel> channel,
-                         Clock clock, Duration oplogRetention) {
+                         Clock clock, Duration oplogRetention, ConsumerMetrics metrics) {
         this.store = store;
         this.cacheUpdater = cacheUpdater;
         this.events = events;
         this.channel = channel;
         this.clock = clock;
         this.oplogRetention = oplogRetention;
+        this.metrics = metrics;
     }
 
     @Override
@@ -90,10 +93,13 @@ public final class ExpirySweeper implements Runnable {
         if (tombstones.isEmpty()) {
             return 0;
         }
+        metrics.expired(tombstones.size());
         cacheUpdater.update(tombstones.stream().map(Change::entry).toList());
         Channel ch = channel.get();
-        if (ch != null && ch.isOpen()) {
-            events.publish(ch, changes);
+        if (ch != null && ch.isOpen() && events.publish(ch, changes)) {
+            metrics.eventsPublished(changes.size());
+        } else {
+            metrics.eventsFailed(changes.size());
         }
         return tombstones.size();
     }
