@@ -148,10 +148,14 @@ public final class ConsumerMetrics {
         return registry;
     }
 
-    /** Registers a gauge {@code kvmesh.consumer.<name>} read from {@code value} at each scrape. */
+    /**
+     * Registers a gauge {@code kvmesh.consumer.<name>} read from {@code value} at each scrape. Held strongly: a
+     * gauge keeps only a weak reference by default, and a lambda or method reference nobody else holds would be
+     * collected, leaving the gauge NaN.
+     */
     public void gauge(String name, String description, DoubleSupplier value, String... tags) {
         Gauge.builder(PREFIX + name, value, DoubleSupplier::getAsDouble).description(description).tags(tags)
-                .register(registry);
+                .strongReference(true).register(registry);
     }
 
     public void delivered(boolean redelivered) {

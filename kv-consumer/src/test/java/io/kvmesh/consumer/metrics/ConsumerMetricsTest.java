@@ -30,6 +30,21 @@ class ConsumerMetricsTest {
     }
 
     @Test
+    void gauge_ofALambdaNobodyElseHolds_survivesGarbageCollection() throws InterruptedException {
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        ConsumerMetrics metrics = new ConsumerMetrics(registry, 1);
+        int[] backlog = {3};
+        metrics.gauge("cache.backlog", "keys waiting", () -> backlog[0]);
+
+        for (int i = 0; i < 3; i++) {
+            System.gc();
+            Thread.sleep(10);
+        }
+
+        assertThat(registry.get("kvmesh.consumer.cache.backlog").gauge().value()).isEqualTo(3);
+    }
+
+    @Test
     void lagAndBacklog_arePerPartition() {
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
         ConsumerMetrics metrics = new ConsumerMetrics(registry, 2);
