@@ -55,7 +55,12 @@ public record ConsumerConfig(int prefetch, int applyThreads, int batchSize, Dura
                 AmqpConfig.from(env),
                 env.string("KVMESH_CONSUMER_HTTP_BIND", "127.0.0.1"),
                 httpPort,
-                env.string("KVMESH_INSTANCE", hostName(env) + ":" + httpPort));
+                instance(env, httpPort));
+    }
+
+    /** {@code KVMESH_INSTANCE}, else host:port of the admin endpoint (unique per container or per port). */
+    static String instance(Env env, int httpPort) {
+        return env.string("KVMESH_INSTANCE", hostName(env) + ":" + httpPort);
     }
 
     private static String hostName(Env env) {
