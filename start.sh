@@ -358,7 +358,7 @@ EOF
     done
     for ((i = 1; i <= CONSUMERS; i++)); do
       part="kv-consumer-$i"
-      env="$base_env,KVMESH_CONSUMER_HTTP_BIND=\"127.0.0.1\",KVMESH_CONSUMER_HTTP_PORT=\"${CONSUMER_PORTS[$((i - 1))]}\""
+      env="$base_env,KVMESH_CONSUMER_HTTP_BIND=\"127.0.0.1\",KVMESH_CONSUMER_HTTP_PORT=\"${CONSUMER_PORTS[$((i - 1))]}\",KVMESH_INSTANCE=\"$part\""
       mapfile -d '' -t pidwrap < <(with_pidfile "$part")
       sv_program "$part" 20 TERM 20 "$LOGS/$part.log" "$env" -- "${pidwrap[@]}" \
         "${java[@]}" -Dkvmesh.run="$RUN_DIR" -Dkvmesh.part="$part" -jar "$JAR_CONSUMER"

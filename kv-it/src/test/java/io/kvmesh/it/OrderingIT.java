@@ -2,6 +2,7 @@ package io.kvmesh.it;
 
 import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.model.OperationOutcome;
 import io.kvmesh.core.store.OplogRow;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -76,7 +77,7 @@ class OrderingIT {
             assertThat(ops).hasSize((int) total);
             for (int v = 0; v < ops.size(); v++) {
                 assertThat(ops.get(v).version()).as("version of operation %d of %s", v, key).isEqualTo(v + 1L);
-                assertThat(ops.get(v).outcome()).isEqualTo(OplogRow.APPLIED);
+                assertThat(ops.get(v).outcome()).isEqualTo(OperationOutcome.APPLIED);
             }
             int[] lastSeq = {-1, -1};
             for (OplogRow op : ops.subList(0, ops.size() - 1)) {

@@ -77,7 +77,8 @@ final class Stack implements AutoCloseable {
 
     ConsumerConfig consumerConfig() {
         return new ConsumerConfig(256, 2, 128, Duration.ofMillis(500), Duration.ofMillis(200), iso.startupTimeout(),
-                Duration.ofMillis(200), Duration.ofHours(1), iso.postgres(), iso.redis(), iso.amqp(), "127.0.0.1", 0);
+                Duration.ofMillis(200), Duration.ofHours(1), iso.postgres(), iso.redis(), iso.amqp(), "127.0.0.1", 0,
+                "kv-consumer-it");
     }
 
     void addReplica() throws IOException {

@@ -15,6 +15,7 @@ import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.api.v1.PutResponse;
 import io.kvmesh.api.v1.WriteMode;
 import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.model.OperationOutcome;
 import io.kvmesh.core.store.OplogRow;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -143,7 +144,8 @@ class SyncAndConditionalIT {
             List<String> results = outcomes.stream().map(CompletableFuture::join).toList();
             assertThat(results).as("round %d", round).containsExactlyInAnyOrder("applied", "ABORTED");
             List<OplogRow> log = stack.store.inTransaction(dao -> dao.operationsOfKey(key));
-            assertThat(log).extracting(OplogRow::outcome).containsExactlyInAnyOrder("APPLIED", "REJECTED");
+            assertThat(log).extracting(OplogRow::outcome)
+                    .containsExactlyInAnyOrder(OperationOutcome.APPLIED, OperationOutcome.REJECTED);
             assertThat(stack.store.find(key)).map(Entry::version).contains(1L);
         }
     }

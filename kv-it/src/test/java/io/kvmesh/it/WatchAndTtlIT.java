@@ -14,6 +14,7 @@ import io.kvmesh.api.v1.WatchResponse;
 import io.kvmesh.api.v1.WriteMode;
 import io.kvmesh.service.watch.WatchLimits;
 import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.model.OperationKind;
 import io.kvmesh.core.store.OplogRow;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -276,7 +277,7 @@ class WatchAndTtlIT {
         }
         assertThat(stack.client(0).list(ListRequest.newBuilder().setPrefix("ttl/").build()).getDataCount()).isZero();
         List<OplogRow> log = stack.store.inTransaction(dao -> dao.operationsOfKey("ttl/k"));
-        assertThat(log).extracting(OplogRow::kind).containsExactly("PUT", "EXPIRE");
+        assertThat(log).extracting(OplogRow::kind).containsExactly(OperationKind.PUT, OperationKind.EXPIRE);
         assertThat(stack.store.find("ttl/k")).map(Entry::value).isEmpty();
 
         // resumed afterwards, the key reads as it did live: EXPIRE, same version and operation (not DELETE)

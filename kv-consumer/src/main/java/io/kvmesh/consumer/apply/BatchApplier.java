@@ -1,10 +1,13 @@
 package io.kvmesh.consumer.apply;
 
 import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.model.OperationKind;
+import io.kvmesh.core.model.OperationOutcome;
 import io.kvmesh.core.queue.RequestHash;
 import io.kvmesh.core.store.Change;
 import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.store.OplogRow;
+import io.kvmesh.core.time.Micros;
 import io.kvmesh.queue.v1.ChangeEvent;
 import io.kvmesh.queue.v1.Operation;
 
@@ -28,7 +31,7 @@ import java.util.TreeSet;
  * rest per key in memory (version = previous + 1, conditions checked against the state at that point), then writes
  * one row per key and one log row per operation.
  */
-public final class BatchApplier {
+public final class BatchApplier implements Applier {
     private static final Logger LOG = LoggerFactory.getLogger(BatchApplier.class);
     private final KvStore store;
 
@@ -36,9 +39,10 @@ public final class BatchApplier {
         this.store = store;
     }
 
+    @Override
     public ApplyResult apply(List<Operation> ops, Instant now) {
         if (ops.isEmpty()) {
-            return new ApplyResult(List.of(), List.of(), 0, 0);
+            return ApplyResult.EMPTY;
         }
         Set<String> keys = new TreeSet<>();
         List<String> ids = new ArrayList<>(ops.size());
@@ -61,6 +65,7 @@ public final class BatchApplier {
             List<OplogRow> log = new ArrayList<>(ops.size());
             List<ChangeEvent> events = new ArrayList<>(ops.size());
             int duplicates = 0;
+            int rejected = 0;
             for (Operation op : ops) {
                 if (!seen.add(op.getId()) || known.containsKey(op.getId())) {
                     duplicates++;
@@ -82,15 +87,19 @@ public final class BatchApplier {
                 }
                 Entry current = state.getOrDefault(op.getKey(), Entry.absent(op.getKey()));
                 Outcome outcome = decide(op, current, now);
-                OplogRow row = new OplogRow(op.getId(), op.getKey(), op.getKind().name(), outcome.version(),
+                OperationKind kind = OperationKind.of(op.getKind());
+                OplogRow row = new OplogRow(op.getId(), op.getKey(), kind, outcome.version(),
                         outcome.outcome(), outcome.reason(), op.getRequestId().isEmpty() ? null : op.getRequestId(),
                         op.getRequestHash().isEmpty() ? null : op.getRequestHash(),
-                        Instant.ofEpochSecond(0, op.getAcceptTimeMicros() * 1_000), now);
+                        Micros.toInstant(op.getAcceptTimeMicros()), now);
                 log.add(row);
+                if (outcome.outcome() == OperationOutcome.REJECTED) {
+                    rejected++;
+                }
                 if (outcome.next() != null) {
                     state.put(op.getKey(), outcome.next());
-                    changed.put(op.getKey(), new Change(outcome.next(), op.getId(), op.getKind().name()));
-                    events.add(Events.changed(op.getId(), Events.kind(op.getKind().name()), outcome.next(), now));
+                    changed.put(op.getKey(), new Change(outcome.next(), op.getId(), kind));
+                    events.add(Events.changed(op.getId(), kind.toEvent(), outcome.next(), now));
                 } else {
                     events.add(Events.replay(row).toBuilder().setReplayed(false).build());
                 }
@@ -104,7 +113,7 @@ public final class BatchApplier {
             Set<String> toCache = new TreeSet<>(changed.keySet());
             toCache.addAll(replayedKeys);
             List<Entry> cache = toCache.stream().map(state::get).filter(Objects::nonNull).toList();
-            return new ApplyResult(cache, events, log.size(), duplicates);
+            return new ApplyResult(cache, events, log.size(), rejected, duplicates);
         });
     }
 
@@ -113,14 +122,14 @@ public final class BatchApplier {
      * APPLIED or REJECTED, the version (after the operation; for a rejection, the version it met) and a reason (why
      * it was rejected, or why nothing changed).
      */
-    record Outcome(Entry next, String outcome, Long version, String reason) {
+    record Outcome(Entry next, OperationOutcome outcome, Long version, String reason) {
     }
 
     static Outcome decide(Operation op, Entry current, Instant now) {
         boolean live = current.isLiveAt(now);
         long visibleVersion = live ? current.version() : 0;
         if (op.hasExpectedVersion() && op.getExpectedVersion() != visibleVersion) {
-            return new Outcome(null, OplogRow.REJECTED, visibleVersion, "version conflict: expected version "
+            return new Outcome(null, OperationOutcome.REJECTED, visibleVersion, "version conflict: expected version "
                     + op.getExpectedVersion() + ", current version " + visibleVersion);
         }
         return switch (op.getKind()) {
@@ -128,15 +137,15 @@ public final class BatchApplier {
                 Instant expire = op.getTtlMillis() > 0 ? now.plusMillis(op.getTtlMillis()) : null;
                 Entry next = new Entry(op.getKey(), op.getValue(), current.version() + 1,
                         live ? current.createTime() : now, now, expire);
-                yield new Outcome(next, OplogRow.APPLIED, next.version(), null);
+                yield new Outcome(next, OperationOutcome.APPLIED, next.version(), null);
             }
             case DELETE -> {
                 if (current.value() == null) {
                     // never written, or deleted already: nothing to change, and the version stays
-                    yield new Outcome(null, OplogRow.APPLIED, current.version(), "key did not exist");
+                    yield new Outcome(null, OperationOutcome.APPLIED, current.version(), "key did not exist");
                 }
                 Entry tombstone = new Entry(op.getKey(), null, current.version() + 1, current.createTime(), now, null);
-                yield new Outcome(tombstone, OplogRow.APPLIED, tombstone.version(), null);
+                yield new Outcome(tombstone, OperationOutcome.APPLIED, tombstone.version(), null);
             }
             default -> throw new IllegalArgumentException("unknown operation kind " + op.getKind());
         };

@@ -22,12 +22,13 @@ import java.util.concurrent.TimeoutException;
  * are kept (newest version per key) in a backlog that is retried until Redis takes them. Writes are version-guarded,
  * so retries and their order cannot put an older state over a newer one.
  */
-public final class CacheUpdater implements AutoCloseable {
+public final class CacheUpdater implements CacheSink, AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(CacheUpdater.class);
 
     private final KvCache cache;
     private final Clock clock;
     private final Duration waitLimit;
+    private final Duration retryEvery;
     private final Map<String, Entry> backlog = new ConcurrentHashMap<>();
     private final ScheduledExecutorService retrier;
 
@@ -35,13 +36,19 @@ public final class CacheUpdater implements AutoCloseable {
         this.cache = cache;
         this.clock = clock;
         this.waitLimit = waitLimit;
+        this.retryEvery = retryEvery;
         this.retrier = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().name("kv-cache-retry").daemon(true).factory());
+    }
+
+    /** Starts retrying the backlog every {@code retryEvery}. */
+    public void start() {
         retrier.scheduleWithFixedDelay(this::retryBacklog, retryEvery.toMillis(), retryEvery.toMillis(),
                 TimeUnit.MILLISECONDS);
     }
 
     /** Writes the states to the cache in one call, waiting a bounded time; if that fails they go to the backlog. */
+    @Override
     public void update(Collection<Entry> states) {
         if (states.isEmpty()) {
             return;
@@ -58,6 +65,7 @@ public final class CacheUpdater implements AutoCloseable {
     }
 
     /** Drops the pending marks of operations now recorded in the operation log; best effort, never waited for. */
+    @Override
     public void clearPending(List<String> operationIds) {
         cache.clearPending(operationIds).exceptionally(e -> 0L);
     }

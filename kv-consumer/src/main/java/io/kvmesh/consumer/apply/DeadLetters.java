@@ -18,7 +18,7 @@ import java.util.function.Supplier;
  * letter queue on its own (confirmed by the broker before the batch is acknowledged), and the rest of its batch
  * applies. A whole message that cannot be read is rejected instead, and the queue's dead-lettering moves it.
  */
-public final class DeadLetters {
+public final class DeadLetters implements DeadLetterSink {
     private static final long CONFIRM_TIMEOUT_MILLIS = 5_000;
 
     private final QueueTopology topology;
@@ -31,6 +31,7 @@ public final class DeadLetters {
     }
 
     /** Publishes {@code op} to the dead-letter exchange and waits for the broker's confirm. */
+    @Override
     public synchronized void publish(Operation op, String reason) throws IOException {
         try {
             Channel ch = channel();

@@ -27,18 +27,21 @@ public final class EventPublisher {
         this.topology = topology;
     }
 
-    public void publish(Channel channel, List<ChangeEvent> events) {
+    /** Publishes the events as one message on {@code channel}; false when that failed (logged). */
+    public boolean publish(Channel channel, List<ChangeEvent> events) {
         if (events.isEmpty()) {
-            return;
+            return true;
         }
         byte[] body = EventBatch.newBuilder().addAllEvents(events).build().toByteArray();
         try {
             synchronized (channel) {
                 channel.basicPublish(topology.eventsExchange(), "", PROPS, body);
             }
+            return true;
         } catch (IOException | RuntimeException e) {
             log.info("could not publish {} change events ({}); SYNC callers fall back to their deadline",
                     events.size(), e.getMessage());
+            return false;
         }
     }
 }

@@ -1,7 +1,10 @@
 package io.kvmesh.consumer.apply;
 
 import com.rabbitmq.client.Channel;
+import io.kvmesh.consumer.metrics.ConsumerMetrics;
 import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.model.OperationKind;
+import io.kvmesh.core.model.OperationOutcome;
 import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.queue.OperationCodec;
 import io.kvmesh.core.store.Change;
@@ -34,15 +37,17 @@ public final class ExpirySweeper implements Runnable {
     private final Supplier<Channel> channel;
     private final Clock clock;
     private final Duration oplogRetention;
+    private final ConsumerMetrics metrics;
 
     public ExpirySweeper(KvStore store, CacheUpdater cacheUpdater, EventPublisher events, Supplier<Channel> channel,
-                         Clock clock, Duration oplogRetention) {
+                         Clock clock, Duration oplogRetention, ConsumerMetrics metrics) {
         this.store = store;
         this.cacheUpdater = cacheUpdater;
         this.events = events;
         this.channel = channel;
         this.clock = clock;
         this.oplogRetention = oplogRetention;
+        this.metrics = metrics;
     }
 
     @Override
@@ -76,8 +81,8 @@ public final class ExpirySweeper implements Runnable {
             for (Entry e : expired) {
                 Entry tomb = new Entry(e.key(), null, e.version() + 1, e.createTime(), now, null);
                 String id = OperationCodec.expiryId(e.key(), tomb.version());
-                tombstones.add(new Change(tomb, id, "EXPIRE"));
-                rows.add(new OplogRow(id, e.key(), "EXPIRE", tomb.version(), OplogRow.APPLIED, null, null,
+                tombstones.add(new Change(tomb, id, OperationKind.EXPIRE));
+                rows.add(new OplogRow(id, e.key(), OperationKind.EXPIRE, tomb.version(), OperationOutcome.APPLIED, null, null,
                         null, e.expireTime(), now));
                 changes.add(Events.changed(id, ChangeEvent.Kind.EXPIRE, tomb, now));
             }
@@ -88,10 +93,13 @@ public final class ExpirySweeper implements Runnable {
         if (tombstones.isEmpty()) {
             return 0;
         }
+        metrics.expired(tombstones.size());
         cacheUpdater.update(tombstones.stream().map(Change::entry).toList());
         Channel ch = channel.get();
-        if (ch != null && ch.isOpen()) {
-            events.publish(ch, changes);
+        if (ch != null && ch.isOpen() && events.publish(ch, changes)) {
+            metrics.eventsPublished(changes.size());
+        } else {
+            metrics.eventsFailed(changes.size());
         }
         return tombstones.size();
     }

@@ -4,7 +4,10 @@ import io.kvmesh.core.config.AmqpConfig;
 import io.kvmesh.core.config.Env;
 import io.kvmesh.core.config.PostgresConfig;
 import io.kvmesh.core.config.RedisConfig;
+import io.kvmesh.core.retry.Backoff;
 
+import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.time.Duration;
 
 /**
@@ -23,12 +26,21 @@ import java.time.Duration;
  *                        repeated request ids reach back this far
  * @param httpBind        address of the consumer's own HTTP endpoint ({@code GET /healthz}); loopback by default
  * @param httpPort        its port; 0 picks a free one (tests)
+ * @param instance        the {@code instance} tag of every meter at {@code GET /metrics} ({@code KVMESH_INSTANCE},
+ *                        e.g. kv-consumer-1; by default host:port of the HTTP endpoint)
  */
 public record ConsumerConfig(int prefetch, int applyThreads, int batchSize, Duration retryBackoffMax, Duration cacheRetry,
                              Duration startupTimeout, Duration expirySweep, Duration oplogRetention, PostgresConfig postgres, RedisConfig redis, AmqpConfig amqp,
-                             String httpBind, int httpPort) {
+                             String httpBind, int httpPort, String instance) {
+
+    /** The back-off of batch retries while PostgreSQL is down: 50 ms doubling up to {@code retryBackoffMax}. */
+    public Backoff retryBackoff() {
+        Duration max = retryBackoffMax.toMillis() < 1 ? Duration.ofMillis(1) : retryBackoffMax;
+        return new Backoff(Duration.ofMillis(Math.min(50, max.toMillis())), max);
+    }
 
     public static ConsumerConfig from(Env env) {
+        int httpPort = env.integer("KVMESH_CONSUMER_HTTP_PORT", 9190, 0, 65_535);
         return new ConsumerConfig(
                 env.integer("KVMESH_PREFETCH", 512, 1, 65_535),
                 env.integer("KVMESH_APPLY_THREADS", 2, 1, 1024),
@@ -42,6 +54,24 @@ public record ConsumerConfig(int prefetch, int applyThreads, int batchSize, Dura
                 RedisConfig.from(env),
                 AmqpConfig.from(env),
                 env.string("KVMESH_CONSUMER_HTTP_BIND", "127.0.0.1"),
-                env.integer("KVMESH_CONSUMER_HTTP_PORT", 9190, 0, 65_535));
+                httpPort,
+                instance(env, httpPort));
+    }
+
+    /** {@code KVMESH_INSTANCE}, else host:port of the admin endpoint (unique per container or per port). */
+    static String instance(Env env, int httpPort) {
+        return env.string("KVMESH_INSTANCE", hostName(env) + ":" + httpPort);
+    }
+
+    private static String hostName(Env env) {
+        String host = env.string("HOSTNAME", "");
+        if (!host.isBlank()) {
+            return host;
+        }
+        try {
+            return InetAddress.getLocalHost().getHostName();
+        } catch (UnknownHostException e) {
+            return "localhost";
+        }
     }
 }

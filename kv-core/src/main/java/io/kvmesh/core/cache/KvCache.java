@@ -2,6 +2,7 @@ package io.kvmesh.core.cache;
 
 import io.kvmesh.core.config.RedisConfig;
 import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.retry.Backoff;
 import io.lettuce.core.ClientOptions;
 import io.lettuce.core.RedisClient;
 import io.lettuce.core.RedisConnectionException;
@@ -48,7 +49,7 @@ import java.util.concurrent.TimeUnit;
 public final class KvCache implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(KvCache.class);
     private static final long CHECK_MILLIS = 100;
-    private static final long MAX_BACKOFF_MILLIS = 1_000;
+    private static final Backoff RECONNECT_BACKOFF = Backoff.of(CHECK_MILLIS, 1_000);
 
     /**
      * For each i: sets KEYS[i] to ARGV[3i-1] with PX ARGV[3i] unless the cached version is already >= ARGV[3i-2];
@@ -88,7 +89,7 @@ public final class KvCache implements AutoCloseable {
     private final String scriptSha;
     private final ScheduledExecutorService keeper;
     private volatile Session session;
-    private long backoffMillis = CHECK_MILLIS;
+    private final Backoff.Delays reconnectBackoff = RECONNECT_BACKOFF.delays();
     private long nextAttemptNanos;
     private boolean reportedDown;
 
@@ -130,7 +131,7 @@ public final class KvCache implements AutoCloseable {
             if (s != null) {
                 s.connection().closeAsync();
             }
-            backoffMillis = CHECK_MILLIS;
+            reconnectBackoff.reset();
             if (reportedDown || s != null) {
                 log.info("connected to Redis (run {}); entries cached by an earlier Redis process are not used",
                         session.runId());
@@ -141,8 +142,7 @@ public final class KvCache implements AutoCloseable {
                 log.warn("Redis unavailable ({}); reads use PostgreSQL until it is back", e.toString());
                 reportedDown = true;
             }
-            nextAttemptNanos = now + TimeUnit.MILLISECONDS.toNanos(backoffMillis);
-            backoffMillis = Math.min(backoffMillis * 2, MAX_BACKOFF_MILLIS);
+            nextAttemptNanos = now + reconnectBackoff.next().toNanos();
         }
     }
 

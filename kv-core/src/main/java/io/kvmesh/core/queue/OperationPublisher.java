@@ -7,6 +7,7 @@ import com.rabbitmq.client.MessageProperties;
 import io.kvmesh.core.config.AmqpConfig;
 import io.kvmesh.core.error.KvError;
 import io.kvmesh.core.error.KvException;
+import io.kvmesh.core.time.Micros;
 import io.kvmesh.queue.v1.Operation;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -285,7 +286,7 @@ public final class OperationPublisher implements AutoCloseable {
             AMQP.BasicProperties props = MessageProperties.PERSISTENT_BASIC.builder()
                     .contentType(OperationCodec.BATCH_CONTENT_TYPE)
                     .messageId(messageId)
-                    .timestamp(new Date(ops.getFirst().getAcceptTimeMicros() / 1000))
+                    .timestamp(Date.from(Micros.toInstant(ops.getFirst().getAcceptTimeMicros())))
                     .build();
             try {
                 ch.basicPublish(topology.opsExchange(), QueueTopology.routingKey(partition), true, props,

@@ -1,7 +1,9 @@
 package io.kvmesh.core.queue;
 
+import io.kvmesh.core.retry.Backoff;
 import org.slf4j.Logger;
 
+import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 
@@ -13,8 +15,7 @@ import java.util.function.BooleanSupplier;
  */
 public final class Supervisor {
     private static final long TICK_MILLIS = 250;
-    private static final long FIRST_BACKOFF_MILLIS = 200;
-    private static final long MAX_BACKOFF_MILLIS = 5_000;
+    private static final Backoff BACKOFF = Backoff.of(200, 5_000);
 
     /** One pass: (re)connect whatever is not connected. */
     @FunctionalInterface
@@ -27,12 +28,12 @@ public final class Supervisor {
 
     /** Runs until {@code running} turns false or the thread is interrupted. */
     public static void loop(String what, BooleanSupplier running, Step step, Logger log) {
-        long backoff = FIRST_BACKOFF_MILLIS;
+        Backoff.Delays backoff = BACKOFF.delays();
         try {
             while (running.getAsBoolean()) {
                 try {
                     step.run();
-                    backoff = FIRST_BACKOFF_MILLIS;
+                    backoff.reset();
                     TimeUnit.MILLISECONDS.sleep(TICK_MILLIS);
                 } catch (InterruptedException e) {
                     throw e;
@@ -40,9 +41,9 @@ public final class Supervisor {
                     if (!running.getAsBoolean()) {
                         return;
                     }
-                    log.warn("{} unavailable, retrying in {} ms: {}", what, backoff, e.toString());
-                    TimeUnit.MILLISECONDS.sleep(backoff);
-                    backoff = Math.min(backoff * 2, MAX_BACKOFF_MILLIS);
+                    Duration pause = backoff.next();
+                    log.warn("{} unavailable, retrying in {} ms: {}", what, pause.toMillis(), e.toString());
+                    Thread.sleep(pause);
                 }
             }
         } catch (InterruptedException e) {

@@ -1,14 +1,15 @@
 package io.kvmesh.core.store;
 
 import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.model.OperationKind;
 
 import java.time.Instant;
 
 /**
- * A key's new state and the operation that produced it ({@code kind} PUT, DELETE or EXPIRE): what the applier writes
+ * A key's new state and the operation that produced it: what the applier writes
  * to {@code kv}, and what a Watch catch-up reads back. The accessors are the columns, for binding.
  */
-public record Change(Entry entry, String operationId, String kind) {
+public record Change(Entry entry, String operationId, OperationKind kind) {
 
     public String key() {
         return entry.key();

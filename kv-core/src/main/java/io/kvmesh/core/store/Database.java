@@ -3,6 +3,7 @@ package io.kvmesh.core.store;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import io.kvmesh.core.config.PostgresConfig;
+import io.kvmesh.core.retry.Backoff;
 import org.flywaydb.core.Flyway;
 import org.jdbi.v3.core.Jdbi;
 import org.jdbi.v3.core.argument.AbstractArgumentFactory;
@@ -22,6 +23,7 @@ import java.time.ZoneOffset;
 /** The PostgreSQL connection pool, its schema migrations and the Jdbi handle factory built on it. */
 public final class Database implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(Database.class);
+    private static final Backoff STARTUP_BACKOFF = Backoff.of(200, 2_000);
 
     private final HikariDataSource dataSource;
     private final Jdbi jdbi;
@@ -70,7 +72,7 @@ public final class Database implements AutoCloseable {
     private static void migrate(HikariDataSource ds, Duration startupTimeout) {
         long deadline = System.nanoTime() + startupTimeout.toNanos();
         Flyway flyway = Flyway.configure().dataSource(ds).locations("classpath:db/migration").load();
-        long backoffMillis = 200;
+        Backoff.Delays backoff = STARTUP_BACKOFF.delays();
         while (true) {
             try {
                 var result = flyway.migrate();
@@ -83,15 +85,14 @@ public final class Database implements AutoCloseable {
                     throw new IllegalStateException("PostgreSQL not reachable or schema migration failed: " + e.getMessage(), e);
                 }
                 log.warn("waiting for PostgreSQL: {}", e.getMessage());
-                sleepQuietly(backoffMillis);
-                backoffMillis = Math.min(backoffMillis * 2, 2_000);
+                sleepQuietly(backoff);
             }
         }
     }
 
-    private static void sleepQuietly(long millis) {
+    private static void sleepQuietly(Backoff.Delays backoff) {
         try {
-            Thread.sleep(millis);
+            backoff.sleep();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while waiting for PostgreSQL", e);

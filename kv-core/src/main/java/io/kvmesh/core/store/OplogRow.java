@@ -1,14 +1,14 @@
 package io.kvmesh.core.store;
 
+import io.kvmesh.core.model.OperationKind;
+import io.kvmesh.core.model.OperationOutcome;
+
 import java.time.Instant;
 
 /**
  * One row of {@code kv_oplog}: what became of an operation. {@code version} is null when it was rejected;
  * {@code requestHash} fingerprints the request (null for expiries and rows older than the column).
  */
-public record OplogRow(String id, String key, String kind, Long version, String outcome, String reason,
-                       String requestId, String requestHash, Instant acceptTime, Instant applyTime) {
-
-    public static final String APPLIED = "APPLIED";
-    public static final String REJECTED = "REJECTED";
+public record OplogRow(String id, String key, OperationKind kind, Long version, OperationOutcome outcome,
+                       String reason, String requestId, String requestHash, Instant acceptTime, Instant applyTime) {
 }

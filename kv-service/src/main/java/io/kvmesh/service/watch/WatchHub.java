@@ -4,10 +4,12 @@ import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.kvmesh.api.v1.EventType;
 import io.kvmesh.api.v1.WatchResponse;
+import io.kvmesh.core.time.Micros;
 import io.kvmesh.queue.v1.ChangeEvent;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.time.Instant;
 import java.util.Comparator;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -127,11 +129,11 @@ public final class WatchHub {
             case EXPIRE -> EventType.EXPIRE;
             default -> EventType.EVENT_TYPE_UNSPECIFIED;
         };
-        long micros = e.getTimeMicros();
+        Instant time = Micros.toInstant(e.getTimeMicros());
         return WatchResponse.newBuilder().setType(type).setKey(e.getKey()).setValue(e.getValue())
                 .setVersion(e.getVersion()).setOperationId(e.getOperationId())
-                .setTime(com.google.protobuf.Timestamp.newBuilder().setSeconds(Math.floorDiv(micros, 1_000_000))
-                        .setNanos((int) Math.floorMod(micros, 1_000_000) * 1_000))
+                .setTime(com.google.protobuf.Timestamp.newBuilder().setSeconds(time.getEpochSecond())
+                        .setNanos(time.getNano()))
                 .build();
     }
 }

@@ -81,7 +81,7 @@ public final class RequestIdCheck {
         if (row.requestHash() != null) {
             return RequestHash.sameRequest(row.requestHash(), op.getRequestHash());
         }
-        return row.key().equals(op.getKey()) && row.kind().equals(op.getKind().name());
+        return row.key().equals(op.getKey()) && row.kind().name().equals(op.getKind().name());
     }
 
     private static KvException reused(Operation op, OplogRow first) {

@@ -5,6 +5,7 @@ import io.kvmesh.core.error.KvException;
 import io.kvmesh.core.queue.OperationCodec;
 import io.kvmesh.core.queue.OperationPublisher;
 import io.kvmesh.core.queue.RequestHash;
+import io.kvmesh.core.time.Micros;
 import io.kvmesh.queue.v1.ChangeEvent;
 import io.kvmesh.queue.v1.Operation;
 
@@ -50,7 +51,7 @@ public final class WritePath {
                 .setId(OperationCodec.operationId(request.requestId(), now.toEpochMilli()))
                 .setKey(request.key())
                 .setRequestId(request.requestId() == null ? "" : request.requestId())
-                .setAcceptTimeMicros(now.getEpochSecond() * 1_000_000 + now.getNano() / 1_000);
+                .setAcceptTimeMicros(Micros.of(now));
         if (request.expectedVersion() != null) {
             b.setExpectedVersion(request.expectedVersion());
         }
