@@ -417,7 +417,9 @@ class Bench:
         for k in ("bget-0", f"bget-{NKEYS - 1}"):
             while True:
                 try:
-                    with urllib.request.urlopen(f"{self.http}/kv?key={k}", timeout=5) as r:
+                    req = urllib.request.Request(f"{self.http}/kv?key={k}",
+                                                 headers={h: v[0] for h, v in auth_header().items()})
+                    with urllib.request.urlopen(req, timeout=5) as r:
                         if r.status == 200:
                             break
                 except Exception:
