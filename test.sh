@@ -63,6 +63,9 @@ trap - EXIT
 step "running the end-to-end suites through nginx and Envoy: REST, gRPC, kvctl, web UI in Chromium, schemathesis"
 KVMESH_E2E_MODULES=kv-e2e,kv-cli KVMESH_E2E_UI=1 KVMESH_E2E_SCHEMATHESIS=1 scripts/e2e.sh
 
+step "checking the Helm chart: helm lint --strict, helm template, every manifest against its schema (scripts/helm-check.sh)"
+scripts/helm-check.sh
+
 # A smoke test of the benchmark suite: every scenario runs briefly and must produce numbers (never asserts
 # speed). Its results stay out of git; the committed figures come from `ghz-bench/run.sh full`.
 step "running the benchmark suite in quick mode (smoke test)"
