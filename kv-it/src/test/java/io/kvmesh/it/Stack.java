@@ -17,6 +17,7 @@ import io.kvmesh.core.store.Database;
 import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.testing.TestServers;
 import io.kvmesh.service.KvServiceServer;
+import io.kvmesh.service.config.AdminSettings;
 import io.kvmesh.service.config.ServiceConfig;
 import io.kvmesh.service.watch.WatchLimits;
 
@@ -71,7 +72,7 @@ final class Stack implements AutoCloseable {
     ServiceConfig serviceConfig() {
         return new ServiceConfig("127.0.0.1", 0, 0, publishing, Duration.ofSeconds(2), iso.startupTimeout(),
                 Duration.ofSeconds(5), watchLimits, Duration.ofHours(1), iso.postgres(),
-                iso.redis(), iso.amqp(), Limits.DEFAULTS);
+                iso.redis(), iso.amqp(), Limits.DEFAULTS, AdminSettings.OFF);
     }
 
     ConsumerConfig consumerConfig() {

@@ -23,10 +23,11 @@ import java.time.Duration;
  *                        if sooner, wins)
  * @param watch           what Watch streams may hold back, and their progress interval
  * @param pendingMarkTtl  how long an accepted operation is reported PENDING if it is never applied
+ * @param admin           the admin HTTP endpoint (/healthz, /metrics) and the meters' instance name
  */
 public record ServiceConfig(String bindAddress, int port, int workerThreads, PublishBatching publishing, Duration shutdownGrace,
                             Duration startupTimeout, Duration syncTimeout, WatchLimits watch, Duration pendingMarkTtl, PostgresConfig postgres,
-                            RedisConfig redis, AmqpConfig amqp, Limits limits) {
+                            RedisConfig redis, AmqpConfig amqp, Limits limits, AdminSettings admin) {
 
     public static ServiceConfig from(Env env) {
         return new ServiceConfig(
@@ -42,6 +43,7 @@ public record ServiceConfig(String bindAddress, int port, int workerThreads, Pub
                 PostgresConfig.from(env),
                 RedisConfig.from(env),
                 AmqpConfig.from(env),
-                Limits.from(env));
+                Limits.from(env),
+                AdminSettings.from(env));
     }
 }
