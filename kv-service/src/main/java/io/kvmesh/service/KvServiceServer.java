@@ -86,7 +86,7 @@ public final class KvServiceServer {
 
     public static KvServiceServer create(ServiceConfig config, ServerBuilder<?> builder) throws IOException {
         PrometheusMeterRegistry registry = Metrics.newRegistry("kv-service", config.admin().instance());
-        ServiceMeters meters = new ServiceMeters(registry, Clock.systemUTC());
+        ServiceMeters meters = new ServiceMeters(registry);
         Database database = Database.open(config.postgres(), config.startupTimeout());
         KvCache cache = new KvCache(config.redis());
         OperationPublisher publisher = new OperationPublisher(config.amqp(), new AmqpConnections(config.amqp()),

@@ -2,7 +2,6 @@ package io.kvmesh.service.metrics;
 
 import io.grpc.ServerInterceptor;
 import io.grpc.Status;
-import io.kvmesh.core.queue.OperationCodec;
 import io.kvmesh.queue.v1.ChangeEvent;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
@@ -11,12 +10,13 @@ import io.micrometer.core.instrument.Timer;
 import io.micrometer.core.instrument.binder.grpc.MetricCollectingServerInterceptor;
 import io.micrometer.core.instrument.composite.CompositeMeterRegistry;
 
-import java.time.Clock;
 import java.time.Duration;
 import java.util.EnumMap;
 import java.util.Map;
-import java.util.OptionalLong;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
 /**
@@ -34,6 +34,11 @@ public final class ServiceMeters {
     /** Latency buckets from 1 ms to 10 s: enough for a p99 of anything a request does, few enough to scrape often. */
     private static final Duration MIN_EXPECTED = Duration.ofMillis(1);
     private static final Duration MAX_EXPECTED = Duration.ofSeconds(10);
+    /**
+     * Writes of this replica whose change event has not arrived yet, at most this many (an event lost, or a write
+     * the appliers never apply, must not grow the map: past the bound new writes are simply not timed).
+     */
+    static final int MAX_TIMED_WRITES = 100_000;
 
     /** What a request id check decided. */
     public enum RequestIdOutcome {
@@ -53,7 +58,6 @@ public final class ServiceMeters {
     }
 
     private final MeterRegistry registry;
-    private final Clock clock;
     private final Counter cacheHits;
     private final Counter cacheMisses;
     private final Counter cacheErrors;
@@ -63,10 +67,17 @@ public final class ServiceMeters {
     private final Map<SyncOutcome, Timer> syncWaits = new EnumMap<>(SyncOutcome.class);
     private final Map<ChangeEvent.Outcome, Counter> eventsReceived = new EnumMap<>(ChangeEvent.Outcome.class);
     private final Timer eventLag;
+    /** Operation id → System.nanoTime() when this replica accepted the write. */
+    private final ConcurrentMap<String, Long> acceptedWrites = new ConcurrentHashMap<>();
+    private final LongSupplier nanoTime;
 
-    public ServiceMeters(MeterRegistry registry, Clock clock) {
+    public ServiceMeters(MeterRegistry registry) {
+        this(registry, System::nanoTime);
+    }
+
+    ServiceMeters(MeterRegistry registry, LongSupplier nanoTime) {
         this.registry = registry;
-        this.clock = clock;
+        this.nanoTime = nanoTime;
         cacheHits = cacheReads("redis");
         cacheMisses = cacheReads("postgres");
         cacheErrors = Counter.builder("kvmesh.cache.errors")
@@ -87,13 +98,13 @@ public final class ServiceMeters {
                     .description("change events this replica received from the appliers").register(registry));
         }
         eventLag = latency(Timer.builder("kvmesh.events.lag")
-                .description("write-visible lag: from a write's acceptance (any replica) to its change event reaching"
-                        + " this one, i.e. applied to PostgreSQL and the cache; writes without a request id only"));
+                .description("write-visible lag: from a write's acceptance by this replica to its change event coming"
+                        + " back, i.e. confirmed by the broker, applied to PostgreSQL and the cache, and announced"));
     }
 
     /** Meters that go nowhere, for tests that do not look at them. */
     public static ServiceMeters none() {
-        return new ServiceMeters(new CompositeMeterRegistry(), Clock.systemUTC());
+        return new ServiceMeters(new CompositeMeterRegistry());
     }
 
     /**
@@ -129,19 +140,36 @@ public final class ServiceMeters {
         syncWaits.get(outcome).record(nanos, TimeUnit.NANOSECONDS);
     }
 
-    /** A change event arrived; a first (not replayed) apply of a time-ordered operation id also gives its lag. */
+    /** This replica accepted a write: its write-visible lag runs until its change event arrives. */
+    public void writeAccepted(String operationId) {
+        if (acceptedWrites.size() < MAX_TIMED_WRITES) {
+            acceptedWrites.put(operationId, nanoTime.getAsLong());
+        }
+    }
+
+    /** A write of this replica failed before the broker confirmed it: no event will come. */
+    public void writeFailed(String operationId) {
+        acceptedWrites.remove(operationId);
+    }
+
+    /**
+     * A change event arrived (every replica receives every event); the first event of a write this replica accepted
+     * gives its write-visible lag. Measured where the write was accepted, so no two clocks are compared.
+     */
     public void eventReceived(ChangeEvent event) {
         Counter c = eventsReceived.get(event.getOutcome());
         if (c != null) {
             c.increment();
         }
-        if (event.getReplayed()) {
-            return;
+        Long accepted = acceptedWrites.remove(event.getOperationId());
+        if (accepted != null) {
+            eventLag.record(nanoTime.getAsLong() - accepted, TimeUnit.NANOSECONDS);
         }
-        OptionalLong accepted = OperationCodec.acceptMillis(event.getOperationId());
-        if (accepted.isPresent()) {
-            eventLag.record(Math.max(0, clock.millis() - accepted.getAsLong()), TimeUnit.MILLISECONDS);
-        }
+    }
+
+    /** Writes whose lag is still running (tests). */
+    int timedWrites() {
+        return acceptedWrites.size();
     }
 
     /** Gauges read at each scrape: SYNC writes waiting, Watch streams open and the bytes they hold. */

@@ -64,10 +64,16 @@ public final class WritePath {
 
     private CompletableFuture<WriteOutcome> write(Operation op, WriteRequest request) {
         String id = op.getId();
+        meters.writeAccepted(id);
         CompletableFuture<ChangeEvent> applied = request.sync() ? waiters.register(id) : null;
         // the operation's mark is set (or its request id checked) before the publish, so the applier's clear of
         // the mark comes after it
-        CompletableFuture<Void> confirmed = requestIds.admit(op).thenCompose(v -> timedPublish(op));
+        CompletableFuture<Void> confirmed = requestIds.admit(op).thenCompose(v -> timedPublish(op))
+                .whenComplete((v, e) -> {
+                    if (e != null) {
+                        meters.writeFailed(id);
+                    }
+                });
         if (applied == null) {
             return confirmed.thenApply(v -> new WriteOutcome(WriteOutcome.QUEUED, id, 0));
         }

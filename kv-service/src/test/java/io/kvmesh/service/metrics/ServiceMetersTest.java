@@ -10,7 +10,6 @@ import io.kvmesh.api.v1.KeyValueGrpc;
 import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.core.config.Limits;
 import io.kvmesh.core.metrics.Metrics;
-import io.kvmesh.core.queue.OperationCodec;
 import io.kvmesh.core.validate.Validator;
 import io.kvmesh.queue.v1.ChangeEvent;
 import io.kvmesh.service.grpc.KeyValueService;
@@ -23,13 +22,11 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
-import java.time.ZoneOffset;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -39,17 +36,16 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
  * as {@code KvServiceServer} wires it, in-process), and each kvmesh meter counts what it is told, in Prometheus text.
  */
 class ServiceMetersTest {
-    private static final Instant NOW = Instant.parse("2026-11-25T12:00:00Z");
-
     private PrometheusMeterRegistry registry;
     private ServiceMeters meters;
+    private final AtomicLong nanos = new AtomicLong(1_000_000_000L);
     private Server server;
     private ManagedChannel channel;
 
     @BeforeEach
     void setUp() throws Exception {
         registry = Metrics.newRegistry("kv-service", "kv-service-test");
-        meters = new ServiceMeters(registry, Clock.fixed(NOW, ZoneOffset.UTC));
+        meters = new ServiceMeters(registry, nanos::get);
         String name = UUID.randomUUID().toString();
         // the read and write paths are absent: only requests that fail their check are sent
         server = InProcessServerBuilder.forName(name).directExecutor()
@@ -134,20 +130,31 @@ class ServiceMetersTest {
     }
 
     @Test
-    void events_areCountedByOutcome_andGiveTheLagFromAcceptance_exceptReplays() {
-        String acceptedAt = OperationCodec.operationId(null, NOW.toEpochMilli() - 30);
-        meters.eventReceived(ChangeEvent.newBuilder().setOperationId(acceptedAt)
-                .setOutcome(ChangeEvent.Outcome.APPLIED).build());
-        meters.eventReceived(ChangeEvent.newBuilder().setOperationId(acceptedAt).setReplayed(true)
-                .setOutcome(ChangeEvent.Outcome.APPLIED).build());
-        meters.eventReceived(ChangeEvent.newBuilder().setOperationId(OperationCodec.operationId("client-id", 0))
+    void events_areCountedByOutcome_andTimeTheWritesThisReplicaAccepted_once() {
+        meters.writeAccepted("op-mine");
+        meters.writeAccepted("op-failed");
+        meters.writeFailed("op-failed");
+        nanos.addAndGet(TimeUnit.MILLISECONDS.toNanos(30));
+        ChangeEvent mine = ChangeEvent.newBuilder().setOperationId("op-mine").setOutcome(ChangeEvent.Outcome.APPLIED).build();
+        meters.eventReceived(mine);
+        meters.eventReceived(mine.toBuilder().setReplayed(true).build());
+        meters.eventReceived(ChangeEvent.newBuilder().setOperationId("op-of-another-replica")
                 .setOutcome(ChangeEvent.Outcome.REJECTED).build());
 
         assertThat(registry.get("kvmesh.events.received").tag("outcome", "applied").counter().count()).isEqualTo(2);
         assertThat(registry.get("kvmesh.events.received").tag("outcome", "rejected").counter().count()).isEqualTo(1);
         Timer lag = registry.get("kvmesh.events.lag").timer();
-        assertThat(lag.count()).as("one first apply of a time-ordered id").isEqualTo(1);
+        assertThat(lag.count()).as("the first event of this replica's one confirmed write").isEqualTo(1);
         assertThat(lag.totalTime(TimeUnit.MILLISECONDS)).isEqualTo(30);
+        assertThat(meters.timedWrites()).isZero();
+    }
+
+    @Test
+    void timedWrites_areBounded() {
+        for (int i = 0; i < ServiceMeters.MAX_TIMED_WRITES + 10; i++) {
+            meters.writeAccepted("op-" + i);
+        }
+        assertThat(meters.timedWrites()).isEqualTo(ServiceMeters.MAX_TIMED_WRITES);
     }
 
     @Test
