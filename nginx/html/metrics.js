@@ -183,7 +183,7 @@ function render(r) {
 
   const lag = scalar(r.lag99), lag50 = scalar(r.lag50);
   tile('t-lag', lag === null ? null : fmtSeconds(lag)[0], lag === null ? '' : fmtSeconds(lag)[1],
-    lag === null ? 'no writes applied in the last 15 s' : `p50 ${fmtSeconds(lag50 ?? 0).join(' ')} · accepted → applied and announced`,
+    lag === null ? 'no writes applied in the last 15 s' : `p50 ${fmtSeconds(lag50 ?? 0).join(' ')} · accepted → in PostgreSQL and Redis, event back`,
     { spark: lag });
 
   const pub = scalar(r.publish99);

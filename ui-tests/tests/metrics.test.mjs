@@ -85,6 +85,8 @@ describe('metrics page', { skip: !BASE && 'KVMESH_E2E_HTTP is not set (run scrip
         // the sparklines have a few points by now
         await eventually(async () => assert.ok(await page.locator('#t-throughput .spark polyline').count() === 1));
         if (process.env.UPDATE_DOCS_SCREENSHOT === '1') {
+          // a minute of the load that runs alongside (see README, "Metrics"), so every sparkline has a history
+          await page.waitForTimeout(60000);
           mkdirSync(path.dirname(DOCS_IMG), { recursive: true });
           await page.screenshot({ path: DOCS_IMG, fullPage: true });
         }
