@@ -89,7 +89,7 @@ class MetricsE2ETest {
             assertThat(metrics.headers().firstValue("content-type").orElse("")).startsWith("text/plain; version=0.0.4");
             assertThat(metrics.body()).as("replica %d /metrics", i + 1).contains(
                     "instance=\"kv-service-" + (i + 1) + "\"",
-                    "grpc_server_requests_received_total{",
+                    "grpc_server_requests_received_messages_total{",
                     "grpc_server_processing_duration_seconds_bucket{",
                     "kvmesh_cache_reads_total{",
                     "kvmesh_cache_errors_total{",
