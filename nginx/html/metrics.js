@@ -22,6 +22,7 @@ const QUERIES = {
   lag50: `histogram_quantile(0.5, sum by (le) (rate(kvmesh_events_lag_seconds_bucket${W})))`,
   publish99: `histogram_quantile(0.99, sum by (le) (rate(kvmesh_publish_seconds_bucket{outcome="confirmed"}${W})))`,
   published: `sum by (outcome) (rate(kvmesh_publish_seconds_count${W}))`,
+  batchOps: `sum(rate(kvmesh_publish_batch_ops_sum${W})) / sum(rate(kvmesh_publish_batch_ops_count${W}))`,
   backlog: 'sum({__name__=~"kvmesh_consumer_backlog.*|kvmesh_apply_backlog.*|kvmesh_queue_backlog.*"})',
   apply99: `histogram_quantile(0.99, sum by (le) (rate({__name__=~"kvmesh_consumer_apply.*_seconds_bucket|kvmesh_apply.*_seconds_bucket"}${W})))`,
   cache: `sum by (source) (rate(kvmesh_cache_reads_total${W}))`,
@@ -32,7 +33,7 @@ const QUERIES = {
 };
 
 const $ = (id) => document.getElementById(id);
-const history = {};
+const sparkHistory = {};
 
 class PromError extends Error {
   constructor(status, message) { super(message); this.status = status; }
@@ -41,7 +42,8 @@ class PromError extends Error {
 async function query(q) {
   let res;
   try {
-    res = await fetch(PROM + '?query=' + encodeURIComponent(q), { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    res = await fetch(PROM + '?query=' + encodeURIComponent(q), { headers: { Accept: 'application/json' }, cache: 'no-store',
+      signal: AbortSignal.timeout(POLL_MS * 5) });
   } catch (e) {
     throw new PromError(0, 'no answer from nginx');
   }
@@ -86,7 +88,7 @@ function tile(id, value, unit, sub, { bad = false, spark = null } = {}) {
   el.querySelector('.sub').textContent = sub || '';
   el.classList.toggle('na', value === null);
   el.classList.toggle('bad', bad);
-  const h = history[id] || (history[id] = []);
+  const h = sparkHistory[id] || (sparkHistory[id] = []);
   h.push(typeof spark === 'number' && Number.isFinite(spark) ? spark : null);
   if (h.length > HISTORY) h.shift();
   drawSpark(el.querySelector('.spark'), h);
@@ -189,7 +191,8 @@ function render(r) {
   const pub = scalar(r.publish99);
   const outcomes = Object.fromEntries(r.published.map((s) => [s.metric.outcome, parseFloat(s.value[1]) || 0]));
   tile('t-publish', pub === null ? null : fmtSeconds(pub)[0], pub === null ? '' : fmtSeconds(pub)[1],
-    `${fmtRate(outcomes.confirmed || 0)} writes/s confirmed · ${fmtRate(outcomes.failed || 0)}/s failed`,
+    `${fmtRate(outcomes.confirmed || 0)} writes/s confirmed · ${fmtRate(outcomes.failed || 0)}/s failed`
+      + (scalar(r.batchOps) === null ? '' : ` · ${fmtNum(scalar(r.batchOps), 1)} per message`),
     { bad: (outcomes.failed || 0) > 0, spark: pub });
 
   const backlog = scalar(r.backlog);

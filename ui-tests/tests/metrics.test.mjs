@@ -80,10 +80,11 @@ describe('metrics page', { skip: !BASE && 'KVMESH_E2E_HTTP is not set (run scrip
           assert.match(await page.locator('#t-lag .v').innerText(), /^[\d.,]+\s*m?s$/);
           assert.match(await page.locator('#methods tbody').innerText(), /Get[\s\S]*Put/);
           assert.match(await page.locator('#targets tbody').innerText(), /kv-service[\s\S]*up/);
-        }, { timeout: 30000 });
+        }, { timeout: 60000 });
         await load;
         // the sparklines have a few points by now
-        await eventually(async () => assert.ok(await page.locator('#t-throughput .spark polyline').count() === 1));
+        await eventually(async () => assert.equal(await page.locator('#t-throughput .spark polyline').count(), 1,
+          'a sparkline once two polls have answered'), { timeout: 60000 });
         if (process.env.UPDATE_DOCS_SCREENSHOT === '1') {
           // a minute of the load that runs alongside (see README, "Metrics"), so every sparkline has a history
           await page.waitForTimeout(60000);

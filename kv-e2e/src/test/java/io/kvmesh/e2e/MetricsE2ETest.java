@@ -94,6 +94,8 @@ class MetricsE2ETest {
                     "kvmesh_cache_reads_total{",
                     "kvmesh_cache_errors_total{",
                     "kvmesh_publish_seconds_bucket{",
+                    "kvmesh_publish_batch_ops_count{",
+                    "kvmesh_publish_messages_total{",
                     "kvmesh_request_id_checks_total{",
                     "kvmesh_sync_wait_seconds_bucket{",
                     "kvmesh_sync_waiting{",
@@ -109,6 +111,7 @@ class MetricsE2ETest {
         assertThat(sum("grpc_server_processing_duration_seconds_count", "method=\"Get\"", "statusCode=\"NOT_FOUND\""))
                 .isGreaterThanOrEqualTo(1);
         assertThat(sum("kvmesh_publish_seconds_count", "outcome=\"confirmed\"") - publishedBefore).isGreaterThanOrEqualTo(1);
+        assertThat(sum("kvmesh_publish_messages_total", "outcome=\"confirmed\"")).isGreaterThanOrEqualTo(1);
         assertThat(sum("kvmesh_cache_reads_total", "source=\"redis\"") + sum("kvmesh_cache_reads_total", "source=\"postgres\""))
                 .isGreaterThanOrEqualTo(5);
         assertThat(sum("kvmesh_sync_wait_seconds_count", "outcome=\"applied\"")).isGreaterThanOrEqualTo(1);

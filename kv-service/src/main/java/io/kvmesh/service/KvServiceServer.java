@@ -90,7 +90,7 @@ public final class KvServiceServer {
         Database database = Database.open(config.postgres(), config.startupTimeout());
         KvCache cache = new KvCache(config.redis());
         OperationPublisher publisher = new OperationPublisher(config.amqp(), new AmqpConnections(config.amqp()),
-                config.publishing());
+                config.publishing(), registry);
         try {
             publisher.connect();
         } catch (IOException e) {
