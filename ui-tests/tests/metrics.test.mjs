@@ -100,6 +100,19 @@ describe('metrics page', { skip: !BASE && 'KVMESH_E2E_HTTP is not set (run scrip
     assert.deepEqual(problems, [], 'no errors in the page');
   });
 
+  test('usable at phone width (375 px): no horizontal scrolling', async () => {
+    const page = await browser.newPage({ viewport: { width: 375, height: 812 } });
+    try {
+      await page.goto(BASE + '/metrics.html');
+      await eventually(async () => assert.notEqual(await page.locator('body').getAttribute('data-state'), 'loading'));
+      const w = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+      assert.ok(w.scroll <= w.client, `page ${w.scroll} px wide in a ${w.client} px window`);
+      await page.screenshot({ path: path.join(ARTIFACTS, 'metrics-phone.png'), fullPage: true });
+    } finally {
+      await page.close();
+    }
+  });
+
   test('the data path answers GET only, and no other Prometheus path', async () => {
     assert.equal((await fetch(`${BASE}/prometheus/api/v1/query?query=up`, { method: 'POST' })).status, 405);
     assert.equal((await fetch(`${BASE}/prometheus/api/v1/admin/tsdb/snapshot`, { method: 'GET' })).status, 404);
