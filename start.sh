@@ -29,6 +29,9 @@
 #   KVMESH_REPLICA_BASE_PORT gRPC port of replica 1; replica i listens on base+i-1     (9091)
 #   KVMESH_REPLICA_PORTS     explicit comma-separated replica ports (overrides the base)
 #   KVMESH_CONSUMER_HTTP_PORTS  comma-separated ports of the consumers' /healthz      (free ports)
+#   KVMESH_REPLICA_ADMIN_PORTS  comma-separated ports of the replicas' /healthz and /metrics (free ports)
+#   KVMESH_PROMETHEUS        1: also run Prometheus (Debian package), scraping every part every 2 s   (0)
+#   KVMESH_PROMETHEUS_PORT   its HTTP port, 127.0.0.1 only; the web UI's /metrics.html reads it       (free port)
 #   KVMESH_PG_PORT, KVMESH_REDIS_PORT, KVMESH_AMQP_PORT   pin the servers' ports (free ports otherwise)
 #   KVMESH_JAVA_OPTS         JVM options for the Java processes                        (-Xmx512m)
 #   KVMESH_ENVOY_VENV        virtualenv holding the envoy binary                       (./.run/venv)
@@ -99,8 +102,17 @@ settings() {
     IFS=', ' read -r -a CONSUMER_PORTS <<<"$KVMESH_CONSUMER_HTTP_PORTS"
     [ ${#CONSUMER_PORTS[@]} -ge "$CONSUMERS" ] || die "KVMESH_CONSUMER_HTTP_PORTS lists ${#CONSUMER_PORTS[@]} ports for $CONSUMERS consumers"
   fi
+  # metrics (issue 12): the replicas' admin ports and the optional Prometheus; empty ports: free ones at start
+  REPLICA_ADMIN_PORTS=()
+  if [ -n "${KVMESH_REPLICA_ADMIN_PORTS:-}" ]; then
+    IFS=', ' read -r -a REPLICA_ADMIN_PORTS <<<"$KVMESH_REPLICA_ADMIN_PORTS"
+    [ ${#REPLICA_ADMIN_PORTS[@]} -ge "$REPLICAS" ] || die "KVMESH_REPLICA_ADMIN_PORTS lists ${#REPLICA_ADMIN_PORTS[@]} ports for $REPLICAS replicas"
+  fi
+  PROMETHEUS="${KVMESH_PROMETHEUS:-0}"
+  PROM_PORT="${KVMESH_PROMETHEUS_PORT:-}"
   local p
-  for p in "$HTTP_PORT" "$ENVOY_PORT" "$ADMIN_PORT" "${REPLICA_PORTS[@]:0:$REPLICAS}" "${CONSUMER_PORTS[@]:0:$CONSUMERS}"; do
+  for p in "$HTTP_PORT" "$ENVOY_PORT" "$ADMIN_PORT" "${REPLICA_PORTS[@]:0:$REPLICAS}" "${CONSUMER_PORTS[@]:0:$CONSUMERS}" \
+      "${REPLICA_ADMIN_PORTS[@]:0:$REPLICAS}" $PROM_PORT; do
     [[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || die "invalid port '$p'"
   done
 }
@@ -152,7 +164,7 @@ java_parts() {
   for ((i = 1; i <= REPLICAS; i++)); do echo "kv-service-$i"; done
   for ((i = 1; i <= CONSUMERS; i++)); do echo "kv-consumer-$i"; done
 }
-all_parts() { server_parts; java_parts; echo envoy; echo nginx; }
+all_parts() { server_parts; java_parts; echo envoy; echo nginx; [ "${PROMETHEUS:-0}" != 1 ] || echo prometheus; }
 
 write_stack_env() {
   {
@@ -161,6 +173,8 @@ write_stack_env() {
     printf 'KVMESH_HTTP_BIND=%q\nKVMESH_AUTH=%q\n' "$HTTP_BIND" "$AUTH"
     printf 'KVMESH_REPLICAS=%q\nKVMESH_CONSUMERS=%q\nKVMESH_REPLICA_PORTS=%q\nKVMESH_CONSUMER_HTTP_PORTS=%q\n' "$REPLICAS" "$CONSUMERS" \
       "$(IFS=,; echo "${REPLICA_PORTS[*]:0:$REPLICAS}")" "$(IFS=,; echo "${CONSUMER_PORTS[*]:0:$CONSUMERS}")"
+    printf 'KVMESH_REPLICA_ADMIN_PORTS=%q\nKVMESH_PROMETHEUS=%q\nKVMESH_PROMETHEUS_PORT=%q\n' \
+      "$(IFS=,; echo "${REPLICA_ADMIN_PORTS[*]:0:$REPLICAS}")" "$PROMETHEUS" "$PROM_PORT"
   } >"$STACK_ENV.tmp"
   mv -f "$STACK_ENV.tmp" "$STACK_ENV"
 }
@@ -174,6 +188,8 @@ load_stack_env() {  # a running stack's own settings win over the environment fo
   REPLICAS="$KVMESH_REPLICAS"; CONSUMERS="$KVMESH_CONSUMERS"
   IFS=',' read -r -a REPLICA_PORTS <<<"$KVMESH_REPLICA_PORTS"
   IFS=',' read -r -a CONSUMER_PORTS <<<"${KVMESH_CONSUMER_HTTP_PORTS:-}"
+  IFS=',' read -r -a REPLICA_ADMIN_PORTS <<<"${KVMESH_REPLICA_ADMIN_PORTS:-}"
+  PROMETHEUS="${KVMESH_PROMETHEUS:-0}"; PROM_PORT="${KVMESH_PROMETHEUS_PORT:-}"
 }
 
 log_file() {  # log_file PART -> the log that `logs PART` follows
@@ -229,6 +245,7 @@ install_native() {
   "$ROOT/scripts/servers.sh" install
   command -v nginx >/dev/null || apt_install nginx
   command -v supervisord >/dev/null || apt_install supervisor
+  [ "$PROMETHEUS" != 1 ] || command -v prometheus >/dev/null || apt_install prometheus
   if [ -z "${ENVOY_BIN:-}" ]; then
     if [ -x "$VENV/bin/envoy" ]; then ENVOY_BIN="$VENV/bin/envoy"
     elif [ -n "${KVMESH_ENVOY_BIN:-}" ]; then ENVOY_BIN="$KVMESH_ENVOY_BIN"
@@ -352,13 +369,15 @@ EOF
       env="$base_env,KVMESH_GRPC_BIND=\"127.0.0.1\",KVMESH_GRPC_PORT=\"${REPLICA_PORTS[$((i - 1))]}\""
       env+=",KVMESH_AUTH=\"$AUTH\""
       [ "$AUTH" = off ] || env+=",KVMESH_AUTH_JWKS_FILE=$(sv_env_value "$SECRETS/auth-jwks.json")"
+      env+=",KVMESH_ADMIN_BIND=\"127.0.0.1\",KVMESH_ADMIN_PORT=\"${REPLICA_ADMIN_PORTS[$((i - 1))]}\",KVMESH_INSTANCE=\"$part\""
       mapfile -d '' -t pidwrap < <(with_pidfile "$part")
       sv_program "$part" 20 TERM 20 "$LOGS/$part.log" "$env" -- "${pidwrap[@]}" \
         "${java[@]}" -Dkvmesh.run="$RUN_DIR" -Dkvmesh.part="$part" -jar "$JAR_SERVICE"
     done
     for ((i = 1; i <= CONSUMERS; i++)); do
       part="kv-consumer-$i"
-      env="$base_env,KVMESH_CONSUMER_HTTP_BIND=\"127.0.0.1\",KVMESH_CONSUMER_HTTP_PORT=\"${CONSUMER_PORTS[$((i - 1))]}\",KVMESH_INSTANCE=\"$part\""
+      env="$base_env,KVMESH_CONSUMER_HTTP_BIND=\"127.0.0.1\",KVMESH_CONSUMER_HTTP_PORT=\"${CONSUMER_PORTS[$((i - 1))]}\""
+      env+=",KVMESH_INSTANCE=\"$part\""
       mapfile -d '' -t pidwrap < <(with_pidfile "$part")
       sv_program "$part" 20 TERM 20 "$LOGS/$part.log" "$env" -- "${pidwrap[@]}" \
         "${java[@]}" -Dkvmesh.run="$RUN_DIR" -Dkvmesh.part="$part" -jar "$JAR_CONSUMER"
@@ -370,6 +389,11 @@ EOF
       "$ENVOY_BIN" -c "$CONF/envoy.yaml" --concurrency "${KVMESH_ENVOY_CONCURRENCY:-2}" --disable-hot-restart --log-level warn
     # nginx runs through `start.sh __nginx` (see run_nginx). SIGQUIT: graceful, bounded by worker_shutdown_timeout.
     sv_program nginx 30 QUIT 15 "$LOGS/nginx.log" "" -- "$ROOT/start.sh" __nginx "$RUN_DIR"
+    if [ "$PROMETHEUS" = 1 ]; then   # metrics (issue 12): scrapes conf/prometheus.yml (render_prometheus)
+      sv_program prometheus 40 TERM 15 "$LOGS/prometheus.log" "" -- prometheus --config.file="$CONF/prometheus.yml" \
+        --storage.tsdb.path="$RUN_DIR/prometheus" --storage.tsdb.retention.time=2d \
+        --web.listen-address="127.0.0.1:$PROM_PORT"
+    fi
   } >"$SV_CONF.tmp"
   mv -f "$SV_CONF.tmp" "$SV_CONF"
 }
@@ -407,11 +431,44 @@ render_configs() {
     "$ROOT/scripts/render-config.sh" "$ROOT/envoy/envoy.yaml" "$CONF/envoy.yaml"
   KVMESH_HTTP_BIND="$HTTP_BIND" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_UPSTREAM="127.0.0.1:$ENVOY_PORT" \
   KVMESH_NGINX_DIR="$RUN_DIR/nginx" KVMESH_HTML_DIR="$ROOT/nginx/html" KVMESH_NGINX_WORKERS="${KVMESH_NGINX_WORKERS:-auto}" \
+  KVMESH_PROMETHEUS_UPSTREAM="127.0.0.1:${PROM_PORT:-9}" \
     "$ROOT/scripts/render-config.sh" "$ROOT/nginx/nginx.conf" "$CONF/nginx.conf"
+  [ "$PROMETHEUS" != 1 ] || render_prometheus
   "$ENVOY_BIN" --mode validate -c "$CONF/envoy.yaml" >"$LOGS/envoy-validate.log" 2>&1 ||
     { tail -n 20 "$LOGS/envoy-validate.log" >&2; die "envoy rejects $CONF/envoy.yaml"; }
   nginx -t -p "$RUN_DIR/nginx" -c "$CONF/nginx.conf" >"$LOGS/nginx-validate.log" 2>&1 ||
     { cat "$LOGS/nginx-validate.log" >&2; die "nginx rejects $CONF/nginx.conf"; }
+}
+
+# metrics (issue 12): Prometheus scrapes every replica and consumer at its admin port's /metrics and Envoy's
+# /stats/prometheus, every 2 s so the web UI's metrics page moves; honor_labels keeps the parts' own instance tag
+render_prometheus() {
+  local i targets="" consumers=""
+  for ((i = 0; i < REPLICAS; i++)); do targets+="${targets:+, }'127.0.0.1:${REPLICA_ADMIN_PORTS[$i]}'"; done
+  for ((i = 0; i < CONSUMERS; i++)); do consumers+="${consumers:+, }'127.0.0.1:${CONSUMER_PORTS[$i]}'"; done
+  cat >"$CONF/prometheus.yml.tmp" <<EOF
+# generated by start.sh (KVMESH_PROMETHEUS=1) for $RUN_DIR
+global:
+  scrape_interval: 2s
+  scrape_timeout: 2s
+  evaluation_interval: 2s
+scrape_configs:
+  - job_name: kv-service
+    honor_labels: true
+    static_configs: [{targets: [$targets]}]
+  - job_name: kv-consumer
+    honor_labels: true
+    static_configs: [{targets: [$consumers]}]
+  - job_name: envoy
+    metrics_path: /stats/prometheus
+    static_configs: [{targets: ['127.0.0.1:$ADMIN_PORT']}]
+EOF
+  mv -f "$CONF/prometheus.yml.tmp" "$CONF/prometheus.yml"
+  mkdir -p "$RUN_DIR/prometheus"
+  if command -v promtool >/dev/null; then
+    promtool check config "$CONF/prometheus.yml" >"$LOGS/prometheus-validate.log" 2>&1 ||
+      { cat "$LOGS/prometheus-validate.log" >&2; die "promtool rejects $CONF/prometheus.yml"; }
+  fi
 }
 
 # ---------------------------------------------------------------- health (native): each part by its own check
@@ -434,6 +491,7 @@ part_healthy() {  # part_healthy PART (call servers_status first for postgres, r
     kv-consumer-*) [ "$(http_code "http://127.0.0.1:${CONSUMER_PORTS[$((${1##*-} - 1))]}/healthz")" = 200 ] ;;
     envoy) [ "$(admin_get /ready)" = LIVE ] ;;
     nginx) [ "$(http_code "http://127.0.0.1:$HTTP_PORT/")" = 200 ] ;;   # the web page: nginx itself, not the API
+    prometheus) [ "$(http_code "http://127.0.0.1:$PROM_PORT/-/ready")" = 200 ] ;;
   esac
 }
 servers_port() { sed -n "s/^export $1=//p" "$RUN_DIR/servers.env" 2>/dev/null; }   # servers_port KVMESH_PG_PORT
@@ -446,6 +504,7 @@ part_address() {
     kv-consumer-*) echo "127.0.0.1:${CONSUMER_PORTS[$((${1##*-} - 1))]}" ;;
     envoy) echo "127.0.0.1:$ENVOY_PORT" ;;
     nginx) echo "127.0.0.1:$HTTP_PORT" ;;
+    prometheus) echo "127.0.0.1:$PROM_PORT" ;;
   esac
 }
 # the edge routes to every replica: Envoy's own health check has passed for each
@@ -549,7 +608,14 @@ cmd_up_native() {
   if [ ${#CONSUMER_PORTS[@]} -eq 0 ]; then
     read -r -a CONSUMER_PORTS < <("$ROOT/scripts/free-ports" "$CONSUMERS") || die "no free ports for the consumers"
   fi
-  check_ports_free "$HTTP_PORT" "$ENVOY_PORT" "$ADMIN_PORT" "${REPLICA_PORTS[@]:0:$REPLICAS}" "${CONSUMER_PORTS[@]:0:$CONSUMERS}"
+  if [ ${#REPLICA_ADMIN_PORTS[@]} -eq 0 ]; then   # metrics (issue 12)
+    read -r -a REPLICA_ADMIN_PORTS < <("$ROOT/scripts/free-ports" "$REPLICAS") || die "no free ports for the replicas' admin endpoints"
+  fi
+  if [ "$PROMETHEUS" = 1 ] && [ -z "$PROM_PORT" ]; then
+    PROM_PORT="$("$ROOT/scripts/free-ports" 1)" || die "no free port for Prometheus"
+  fi
+  check_ports_free "$HTTP_PORT" "$ENVOY_PORT" "$ADMIN_PORT" "${REPLICA_PORTS[@]:0:$REPLICAS}" "${CONSUMER_PORTS[@]:0:$CONSUMERS}" \
+    "${REPLICA_ADMIN_PORTS[@]:0:$REPLICAS}" $PROM_PORT
   install_native
   prepare_auth
   render_configs
@@ -611,6 +677,7 @@ EOF
 [kvmesh]   web + REST API  http://127.0.0.1:$HTTP_PORT/     (nginx; /kv, /api, /healthz)
 [kvmesh]   Envoy           http://127.0.0.1:$ENVOY_PORT/     (REST and native gRPC, h2c)
 [kvmesh]   Envoy admin     http://127.0.0.1:$ADMIN_PORT/
+[kvmesh]   metrics page    http://127.0.0.1:$HTTP_PORT/metrics.html   (live with KVMESH_PROMETHEUS=1$([ "${PROMETHEUS:-0}" != 1 ] || echo "; Prometheus http://127.0.0.1:$PROM_PORT/"))
 [kvmesh]   logs            ${LOGS:-./.run/logs}   (./start.sh logs [part])
 [kvmesh] try:
   curl -X PUT -d '{"key":"hello","value":"world"}' http://127.0.0.1:$HTTP_PORT/api
@@ -694,6 +761,7 @@ cmd_status_native() {
     esac
     printf '%-14s %-8s %-22s %-10s %s\n' "$part" "${SV_PID[$part]:--}" "$(part_address "$part")" "$state" "${SV_UPTIME[$part]:--}"
   done
+  print_metrics_endpoints
   echo
   print_credentials_location
   if [ $rc = 0 ] && [ "$(http_code "http://127.0.0.1:$HTTP_PORT/healthz")" = 200 ]; then
@@ -703,6 +771,23 @@ cmd_status_native() {
     say "not (fully) healthy: see ./start.sh logs PART (parts restart by themselves; supervisord log: $LOGS/supervisord.log)"
   fi
   return $rc
+}
+
+# metrics (issue 12): where each part serves Prometheus text (`./start.sh status`)
+print_metrics_endpoints() {
+  local i
+  echo
+  printf '%-14s %s\n' PART METRICS
+  for ((i = 0; i < REPLICAS; i++)); do
+    [ -z "${REPLICA_ADMIN_PORTS[$i]:-}" ] || printf '%-14s %s\n' "kv-service-$((i + 1))" "http://127.0.0.1:${REPLICA_ADMIN_PORTS[$i]}/metrics"
+  done
+  for ((i = 0; i < CONSUMERS; i++)); do
+    [ -z "${CONSUMER_PORTS[$i]:-}" ] || printf '%-14s %s\n' "kv-consumer-$((i + 1))" "http://127.0.0.1:${CONSUMER_PORTS[$i]}/metrics"
+  done
+  printf '%-14s %s\n' envoy "http://127.0.0.1:$ADMIN_PORT/stats/prometheus"
+  if [ "${PROMETHEUS:-0}" = 1 ]; then
+    printf '%-14s %s\n' prometheus "http://127.0.0.1:$PROM_PORT/  (page: http://127.0.0.1:$HTTP_PORT/metrics.html)"
+  fi
 }
 
 cmd_logs_native() {

@@ -36,13 +36,14 @@ trap cleanup EXIT
 
 # every port of the stack in one pick, so no part can take a port meant for another
 CONSUMERS="${KVMESH_CONSUMERS:-2}"
-read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 PG_PORT REDIS_PORT AMQP_PORT DIST_PORT CONSUMER_PORTS \
-  < <(scripts/free-ports $((9 + CONSUMERS)))
+read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 PG_PORT REDIS_PORT AMQP_PORT DIST_PORT RA1 RA2 CONSUMER_PORTS \
+  < <(scripts/free-ports $((11 + CONSUMERS)))
 export KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
   KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS="$CONSUMERS" \
   KVMESH_REPLICA_PORTS="$R1,$R2" KVMESH_CONSUMER_HTTP_PORTS="${CONSUMER_PORTS// /,}"
 export KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" KVMESH_AMQP_PORT="$AMQP_PORT" \
   KVMESH_RABBIT_DIST_PORT="$DIST_PORT" KVMESH_AUTH="${KVMESH_E2E_AUTH:-on}"
+export KVMESH_REPLICA_ADMIN_PORTS="$RA1,$RA2"   # the replicas' /healthz and /metrics
 step "starting the stack in $RUN_DIR (nginx :$HTTP_PORT, envoy :$ENVOY_PORT)"
 ./start.sh
 
@@ -54,6 +55,7 @@ if [ "$KVMESH_AUTH" = on ]; then
   export KVMESH_E2E_TOKEN KVMESH_TOKEN="$KVMESH_E2E_TOKEN"
   step "auth on: the suites send the admin token from $RUN_DIR/secrets/admin.token"
 fi
+export KVMESH_E2E_REPLICA_ADMIN_PORTS="$RA1,$RA2"
 if [ -z "${KVMESH_E2E_GRPCURL:-}" ]; then
   for g in "$(command -v grpcurl 2>/dev/null || true)" "$HOME/go/bin/grpcurl" "$ROOT/.run/bin/grpcurl"; do
     [ -n "$g" ] && [ -x "$g" ] && { export KVMESH_E2E_GRPCURL="$g"; break; }

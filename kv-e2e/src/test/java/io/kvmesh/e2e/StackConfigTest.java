@@ -407,6 +407,23 @@ class StackConfigTest {
         assertThat(servers).contains("--auth=scram-sha-256", "requirepass", "default_user = $AMQP_USER", "umask 077");
     }
 
+    /** Each replica serves /healthz and /metrics on its admin port in both modes; Prometheus is read from loopback only. */
+    @Test
+    void metrics_replicaAdminPort_inComposeAndNativeMode_andPrometheusOnlyFromLoopback() throws Exception {
+        assertThat(env("kv-service").get("KVMESH_ADMIN_PORT")).as("KVMESH_ADMIN_PORT of kv-service").matches("\\d+");
+        assertThat(env("kv-service")).containsEntry("KVMESH_ADMIN_BIND", "0.0.0.0");
+        assertThat(Files.readString(root.resolve(".env.example"))).contains("KVMESH_ADMIN_PORT=", "KVMESH_ADMIN_BIND=127.0.0.1");
+        assertThat(Files.readString(root.resolve("start.sh")))
+                .contains("KVMESH_ADMIN_PORT=", "KVMESH_REPLICA_ADMIN_PORTS", "KVMESH_PROMETHEUS", "/stats/prometheus");
+
+        String nginx = render("nginx/nginx.conf", env("nginx"));
+        String location = nginx.substring(nginx.indexOf("location = /prometheus/api/v1/query {"));
+        location = location.substring(0, location.indexOf("\n    }"));
+        assertThat(location).contains("allow 127.0.0.1;", "allow ::1;", "deny all;", "/api/v1/query;")
+                .doesNotContain("allow all");
+        assertThat(nginx).as("no other Prometheus path is proxied").containsOnlyOnce("/prometheus/");
+    }
+
     @Test
     void nginxTemplate_rendersWithEveryPlaceholderFilled() throws Exception {
         String conf = render("nginx/nginx.conf", env("nginx"));

@@ -18,6 +18,7 @@ import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.testing.TestServers;
 import io.kvmesh.service.KvServiceServer;
 import io.kvmesh.service.auth.AuthConfig;
+import io.kvmesh.service.config.AdminSettings;
 import io.kvmesh.service.config.ServiceConfig;
 import io.kvmesh.service.watch.WatchLimits;
 
@@ -72,7 +73,7 @@ final class Stack implements AutoCloseable {
     ServiceConfig serviceConfig() {
         return new ServiceConfig("127.0.0.1", 0, 0, publishing, Duration.ofSeconds(2), iso.startupTimeout(),
                 Duration.ofSeconds(5), watchLimits, Duration.ofHours(1), iso.postgres(),
-                iso.redis(), iso.amqp(), Limits.DEFAULTS, AuthConfig.OFF);
+                iso.redis(), iso.amqp(), Limits.DEFAULTS, AuthConfig.OFF, AdminSettings.OFF);
     }
 
     ConsumerConfig consumerConfig() {

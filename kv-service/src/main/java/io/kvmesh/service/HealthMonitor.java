@@ -6,6 +6,7 @@ import io.kvmesh.api.v1.KeyValueGrpc;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.util.Optional;
 import java.util.function.BooleanSupplier;
 
 /**
@@ -22,6 +23,7 @@ final class HealthMonitor implements Runnable {
     private final BooleanSupplier receivesEvents;
     private volatile boolean stopped;
     private Boolean serving;
+    private String problem = "not checked yet";
 
     HealthMonitor(HealthStatusManager health, BooleanSupplier canPublish, BooleanSupplier receivesEvents) {
         this.health = health;
@@ -37,6 +39,8 @@ final class HealthMonitor implements Runnable {
         boolean publish = canPublish.getAsBoolean();
         boolean events = receivesEvents.getAsBoolean();
         boolean now = publish && events;
+        problem = now ? null : "NOT_SERVING (broker connection for writes: " + (publish ? "up" : "down")
+                + ", change events: " + (events ? "subscribed" : "not subscribed") + ")";
         if (serving == null || serving != now) {
             ServingStatus status = now ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
             health.setStatus("", status);
@@ -54,6 +58,11 @@ final class HealthMonitor implements Runnable {
     /** Whether the last check found the replica able to serve. */
     synchronized boolean serving() {
         return Boolean.TRUE.equals(serving);
+    }
+
+    /** Why the replica is not serving, as of the last check; empty while it serves (the admin port's /healthz). */
+    synchronized Optional<String> problem() {
+        return stopped ? Optional.of("shutting down") : Optional.ofNullable(problem);
     }
 
     /** No more changes: the server is shutting down and health is in its terminal state. */

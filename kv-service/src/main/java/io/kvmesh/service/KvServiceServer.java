@@ -9,7 +9,9 @@ import io.grpc.protobuf.services.ProtoReflectionService;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.kvmesh.auth.TokenVerifier;
 import io.kvmesh.auth.Tokens;
+import io.kvmesh.core.admin.AdminHttpServer;
 import io.kvmesh.core.cache.KvCache;
+import io.kvmesh.core.metrics.Metrics;
 import io.kvmesh.core.queue.AmqpConnections;
 import io.kvmesh.core.queue.OperationPublisher;
 import io.kvmesh.core.queue.QueueTopology;
@@ -22,12 +24,14 @@ import io.kvmesh.service.grpc.EagerHeadersInterceptor;
 import io.kvmesh.service.grpc.KeyValueService;
 import io.kvmesh.service.grpc.MalformedRequestInterceptor;
 import io.kvmesh.service.grpc.RequestIdInterceptor;
+import io.kvmesh.service.metrics.ServiceMeters;
 import io.kvmesh.service.read.ReadPath;
 import io.kvmesh.service.watch.EventSubscriber;
 import io.kvmesh.service.watch.WatchHub;
 import io.kvmesh.service.write.RequestIdCheck;
 import io.kvmesh.service.write.SyncWaiters;
 import io.kvmesh.service.write.WritePath;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -64,10 +68,13 @@ public final class KvServiceServer {
     private final ExecutorService dbExecutor;
     private final ScheduledExecutorService timer;
     private final HealthMonitor monitor;
+    private final PrometheusMeterRegistry registry;
+    private AdminHttpServer admin;
 
     private KvServiceServer(ServiceConfig config, Server server, HealthStatusManager health, Database database,
                             KvCache cache, OperationPublisher publisher, EventSubscriber events, WatchHub watchHub,
-                            ExecutorService workers, ExecutorService dbExecutor, ScheduledExecutorService timer) {
+                            ExecutorService workers, ExecutorService dbExecutor, ScheduledExecutorService timer,
+                            PrometheusMeterRegistry registry) {
         this.config = config;
         this.server = server;
         this.health = health;
@@ -79,14 +86,17 @@ public final class KvServiceServer {
         this.workers = workers;
         this.dbExecutor = dbExecutor;
         this.timer = timer;
+        this.registry = registry;
         this.monitor = new HealthMonitor(health, publisher::ensureConnected, events::isSubscribed);
     }
 
     public static KvServiceServer create(ServiceConfig config, ServerBuilder<?> builder) throws IOException {
+        PrometheusMeterRegistry registry = Metrics.newRegistry("kv-service", config.admin().instance());
+        ServiceMeters meters = new ServiceMeters(registry);
         Database database = Database.open(config.postgres(), config.startupTimeout());
         KvCache cache = new KvCache(config.redis());
         OperationPublisher publisher = new OperationPublisher(config.amqp(), new AmqpConnections(config.amqp()),
-                config.publishing());
+                config.publishing(), registry);
         try {
             publisher.connect();
         } catch (IOException e) {
@@ -104,14 +114,17 @@ public final class KvServiceServer {
         WatchHub watchHub = new WatchHub(config.watch(), timer);
         EventSubscriber events = new EventSubscriber(new AmqpConnections(config.amqp()),
                 new QueueTopology(config.amqp()), event -> {
+                    meters.eventReceived(event);
                     waiters.complete(event);
                     watchHub.publish(event);
                 }).start();
+        meters.bindGauges(waiters::size, watchHub::size, watchHub::bufferedBytes);
         KvStore store = new KvStore(database.jdbi());
         KeyValueService service = new KeyValueService(
-                new ReadPath(cache, store, dbExecutor, clock, config.pendingMarkTtl(), config.limits().maxPageBytes()),
-                new WritePath(publisher, waiters, new RequestIdCheck(cache, store, dbExecutor, config.pendingMarkTtl()),
-                        clock),
+                new ReadPath(cache, store, dbExecutor, clock, config.pendingMarkTtl(), config.limits().maxPageBytes(),
+                        meters),
+                new WritePath(publisher, waiters, new RequestIdCheck(cache, store, dbExecutor, config.pendingMarkTtl(),
+                        meters), clock, meters),
                 watchHub,
                 new Validator(config.limits()),
                 config.syncTimeout());
@@ -129,6 +142,8 @@ public final class KvServiceServer {
                     clock)));
             log.info("auth on: KeyValue calls need a bearer token (keys from {})", config.auth().publicKeys());
         }
+        // outermost, on every service: each call is counted and timed with the status it really ended with
+        builder.intercept(meters.grpcInterceptor());
         Server server = builder
                 .addService(MalformedRequestInterceptor.protect(ServerInterceptors.intercept(service, interceptors)))
                 .addService(health.getHealthService())
@@ -140,7 +155,7 @@ public final class KvServiceServer {
                 .maxInboundMessageSize(Math.max(MAX_REQUEST_BYTES, 2 * config.limits().maxValueBytes()))
                 .build();
         return new KvServiceServer(config, server, health, database, cache, publisher, events, watchHub, workers,
-                dbExecutor, timer);
+                dbExecutor, timer, registry);
     }
 
     public KvServiceServer start() throws IOException {
@@ -148,12 +163,27 @@ public final class KvServiceServer {
         monitor.run();
         timer.scheduleWithFixedDelay(monitor, HEALTH_CHECK_MILLIS, HEALTH_CHECK_MILLIS, TimeUnit.MILLISECONDS);
         log.info("kv-service listening on port {}", server.getPort());
+        if (config.admin().enabled()) {
+            admin = AdminHttpServer.start(config.admin().bind(), config.admin().port(), monitor::problem,
+                    registry::scrape);
+            log.info("admin endpoint (/healthz, /metrics) on {}", admin.address());
+        }
         return this;
     }
 
     /** The bound port (useful when the builder asked for port 0). */
     public int port() {
         return server.getPort();
+    }
+
+    /** The admin endpoint's bound port (/healthz, /metrics), or -1 without one. */
+    public int adminPort() {
+        return admin == null ? -1 : admin.address().getPort();
+    }
+
+    /** This replica's meters (what /metrics serves). */
+    public PrometheusMeterRegistry meterRegistry() {
+        return registry;
     }
 
     /** Marks the server NOT_SERVING, lets in-flight calls finish, then closes clients in reverse order of creation. */
@@ -171,6 +201,9 @@ public final class KvServiceServer {
             server.shutdownNow();
         }
         timer.shutdownNow();
+        if (admin != null) {
+            admin.close();
+        }
         if (workers != null) {
             workers.shutdown();
         }

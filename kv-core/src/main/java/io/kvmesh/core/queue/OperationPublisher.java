@@ -9,6 +9,10 @@ import io.kvmesh.core.error.KvError;
 import io.kvmesh.core.error.KvException;
 import io.kvmesh.core.time.Micros;
 import io.kvmesh.queue.v1.Operation;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.DistributionSummary;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.composite.CompositeMeterRegistry;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -56,8 +60,24 @@ public final class OperationPublisher implements AutoCloseable {
     private Connection connection;
     private long nextConnectAttempt;
     private volatile boolean closed;
+    /** Operations per broker message: how much group commit saves (1 at low load). */
+    private final DistributionSummary batchOps;
+    private final Counter messagesConfirmed;
+    private final Counter messagesFailed;
 
     public OperationPublisher(AmqpConfig config, AmqpConnections connections, PublishBatching batching) {
+        this(config, connections, batching, new CompositeMeterRegistry());
+    }
+
+    /** With meters: {@code kvmesh.publish.batch.ops} and {@code kvmesh.publish.messages{outcome}}. */
+    public OperationPublisher(AmqpConfig config, AmqpConnections connections, PublishBatching batching,
+                              MeterRegistry meters) {
+        this.batchOps = DistributionSummary.builder("kvmesh.publish.batch.ops")
+                .description("operations per broker message (group commit)").register(meters);
+        this.messagesConfirmed = Counter.builder("kvmesh.publish.messages").tag("outcome", "confirmed")
+                .description("broker messages of operations, by how the broker settled them").register(meters);
+        this.messagesFailed = Counter.builder("kvmesh.publish.messages").tag("outcome", "failed")
+                .description("broker messages of operations, by how the broker settled them").register(meters);
         this.config = config;
         this.connections = connections;
         this.batching = batching;
@@ -291,6 +311,7 @@ public final class OperationPublisher implements AutoCloseable {
             try {
                 ch.basicPublish(topology.opsExchange(), QueueTopology.routingKey(partition), true, props,
                         OperationCodec.encodeBatch(ops));
+                batchOps.record(ops.size());
             } catch (IOException | RuntimeException e) {
                 outstanding.remove(seq);
                 failed.addAll(fs);
@@ -325,6 +346,7 @@ public final class OperationPublisher implements AutoCloseable {
                 KvException e = KvException.unavailable("the broker connection was lost before the write was confirmed", cause);
                 List<Sent> lost = List.copyOf(unconfirmed.values());
                 unconfirmed.clear();
+                messagesFailed.increment(lost.size());
                 lost.forEach(s -> completeAll(s.futures(), e));
                 confirmed();
             });
@@ -340,6 +362,7 @@ public final class OperationPublisher implements AutoCloseable {
             Map<Long, Sent> settled = multiple ? unconfirmed.headMap(seq, true) : unconfirmed.subMap(seq, true, seq, true);
             List<Sent> done = List.copyOf(settled.values());
             settled.clear();
+            (failure == null ? messagesConfirmed : messagesFailed).increment(done.size());
             done.forEach(s -> completeAll(s.futures(), failure));
             confirmed();
         }

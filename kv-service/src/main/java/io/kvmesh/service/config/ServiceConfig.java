@@ -25,10 +25,11 @@ import java.time.Duration;
  * @param watch           what Watch streams may hold back, and their progress interval
  * @param pendingMarkTtl  how long an accepted operation is reported PENDING if it is never applied
  * @param auth            whether KeyValue calls need a token, and the keys tokens are checked with
+ * @param admin           the admin HTTP endpoint (/healthz, /metrics) and the meters' instance name
  */
 public record ServiceConfig(String bindAddress, int port, int workerThreads, PublishBatching publishing, Duration shutdownGrace,
                             Duration startupTimeout, Duration syncTimeout, WatchLimits watch, Duration pendingMarkTtl, PostgresConfig postgres,
-                            RedisConfig redis, AmqpConfig amqp, Limits limits, AuthConfig auth) {
+                            RedisConfig redis, AmqpConfig amqp, Limits limits, AuthConfig auth, AdminSettings admin) {
 
     public static ServiceConfig from(Env env) {
         return new ServiceConfig(
@@ -45,6 +46,7 @@ public record ServiceConfig(String bindAddress, int port, int workerThreads, Pub
                 RedisConfig.from(env),
                 AmqpConfig.from(env),
                 Limits.from(env),
-                AuthConfig.from(env));
+                AuthConfig.from(env),
+                AdminSettings.from(env));
     }
 }

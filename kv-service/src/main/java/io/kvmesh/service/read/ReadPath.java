@@ -7,6 +7,7 @@ import io.kvmesh.core.model.Entry;
 import io.kvmesh.core.queue.OperationCodec;
 import io.kvmesh.core.store.ChangeRow;
 import io.kvmesh.core.store.KvStore;
+import io.kvmesh.service.metrics.ServiceMeters;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -43,15 +44,17 @@ public final class ReadPath {
     private static final long CATCH_UP_PAGE_BYTES = 1 << 20;
 
     private final AtomicLong cacheFailures = new AtomicLong();
+    private final ServiceMeters meters;
 
     public ReadPath(KvCache cache, KvStore store, Executor dbExecutor, Clock clock, Duration pendingWindow,
-                    long maxPageBytes) {
+                    long maxPageBytes, ServiceMeters meters) {
         this.cache = cache;
         this.store = store;
         this.dbExecutor = dbExecutor;
         this.clock = clock;
         this.pendingWindow = pendingWindow;
         this.maxPageBytes = maxPageBytes;
+        this.meters = meters;
     }
 
     /** The live entry of {@code key}; fails with NOT_FOUND when there is none. */
@@ -64,10 +67,12 @@ public final class ReadPath {
             return hit;
         }).thenCompose(hit -> {
             if (hit.isPresent()) {
+                meters.cacheRead(ReadResult.REDIS);
                 return CompletableFuture.completedFuture(liveOrNotFound(hit.get(), ReadResult.REDIS));
             }
             return CompletableFuture.supplyAsync(() -> store.find(key), dbExecutor).thenApply(row -> {
                 Entry entry = row.orElseGet(() -> Entry.absent(key));
+                meters.cacheRead(ReadResult.POSTGRES);
                 fill(entry);
                 return liveOrNotFound(entry, ReadResult.POSTGRES);
             });
@@ -169,6 +174,7 @@ public final class ReadPath {
     }
 
     private void noteCacheFailure(Throwable error) {
+        meters.cacheError();
         long n = cacheFailures.incrementAndGet();
         if (n == 1 || n % 1000 == 0) {
             log.warn("Redis unavailable, reading from PostgreSQL ({} cache failures so far): {}", n, error.toString());

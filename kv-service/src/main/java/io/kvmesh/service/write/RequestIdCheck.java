@@ -7,6 +7,8 @@ import io.kvmesh.core.queue.RequestHash;
 import io.kvmesh.core.store.KvStore;
 import io.kvmesh.core.store.OplogRow;
 import io.kvmesh.queue.v1.Operation;
+import io.kvmesh.service.metrics.ServiceMeters;
+import io.kvmesh.service.metrics.ServiceMeters.RequestIdOutcome;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -34,11 +36,13 @@ public final class RequestIdCheck {
     private final KvCache cache;
     private final OplogLookups lookups;
     private final Duration markTtl;
+    private final ServiceMeters meters;
 
-    public RequestIdCheck(KvCache cache, KvStore store, Executor dbExecutor, Duration markTtl) {
+    public RequestIdCheck(KvCache cache, KvStore store, Executor dbExecutor, Duration markTtl, ServiceMeters meters) {
         this.cache = cache;
         this.lookups = new OplogLookups(store, dbExecutor);
         this.markTtl = markTtl;
+        this.meters = meters;
     }
 
     /** Completes when {@code op} may be published; fails with REQUEST_ID_REUSED when its id named another write. */
@@ -51,8 +55,10 @@ public final class RequestIdCheck {
                 .thenCompose(previous -> {
                     if (previous.isPresent() && !previous.get().equals(LEGACY_MARK)) {
                         if (previous.get().equals(op.getRequestHash())) {
+                            meters.requestIdChecked(RequestIdOutcome.RETRY);
                             return CompletableFuture.completedFuture(null); // an identical retry
                         }
+                        meters.requestIdChecked(RequestIdOutcome.REUSED);
                         return CompletableFuture.failedFuture(reused(op, null));
                     }
                     return checkLog(op);
@@ -63,15 +69,18 @@ public final class RequestIdCheck {
         return lookups.find(op.getId()).handle((row, error) -> {
             if (error != null) {
                 log.debug("operation log unavailable; request id {} not checked against it", op.getRequestId());
+                meters.requestIdChecked(RequestIdOutcome.UNCHECKED);
                 return null;
             }
             if (row != null && !sameRequest(row, op)) {
+                meters.requestIdChecked(RequestIdOutcome.REUSED);
                 // the mark now names the request that really holds the id
                 if (row.requestHash() != null) {
                     cache.setClaim(op.getId(), row.requestHash(), markTtl).exceptionally(e -> null);
                 }
                 throw reused(op, row);
             }
+            meters.requestIdChecked(row == null ? RequestIdOutcome.NEW : RequestIdOutcome.RETRY);
             return null;
         });
     }

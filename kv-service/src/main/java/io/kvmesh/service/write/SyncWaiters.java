@@ -19,6 +19,11 @@ public final class SyncWaiters {
         waiting.remove(operationId, future);
     }
 
+    /** SYNC writes waiting now. */
+    public int size() {
+        return waiting.size();
+    }
+
     /** Completes the waiter of this event's operation, if this replica has one. */
     public void complete(ChangeEvent event) {
         CompletableFuture<ChangeEvent> f = waiting.remove(event.getOperationId());

@@ -8,6 +8,8 @@ import io.kvmesh.core.queue.RequestHash;
 import io.kvmesh.core.time.Micros;
 import io.kvmesh.queue.v1.ChangeEvent;
 import io.kvmesh.queue.v1.Operation;
+import io.kvmesh.service.metrics.ServiceMeters;
+import io.kvmesh.service.metrics.ServiceMeters.SyncOutcome;
 
 import java.time.Clock;
 import java.time.Instant;
@@ -24,12 +26,15 @@ public final class WritePath {
     private final SyncWaiters waiters;
     private final RequestIdCheck requestIds;
     private final Clock clock;
+    private final ServiceMeters meters;
 
-    public WritePath(OperationPublisher publisher, SyncWaiters waiters, RequestIdCheck requestIds, Clock clock) {
+    public WritePath(OperationPublisher publisher, SyncWaiters waiters, RequestIdCheck requestIds, Clock clock,
+                     ServiceMeters meters) {
         this.publisher = publisher;
         this.waiters = waiters;
         this.requestIds = requestIds;
         this.clock = clock;
+        this.meters = meters;
     }
 
     public CompletableFuture<WriteOutcome> put(WriteRequest request) {
@@ -60,17 +65,41 @@ public final class WritePath {
 
     private CompletableFuture<WriteOutcome> write(Operation op, WriteRequest request) {
         String id = op.getId();
+        meters.writeAccepted(id);
         CompletableFuture<ChangeEvent> applied = request.sync() ? waiters.register(id) : null;
         // the operation's mark is set (or its request id checked) before the publish, so the applier's clear of
         // the mark comes after it
-        CompletableFuture<Void> confirmed = requestIds.admit(op).thenCompose(v -> publisher.publish(op));
+        CompletableFuture<Void> confirmed = requestIds.admit(op).thenCompose(v -> timedPublish(op))
+                .whenComplete((v, e) -> {
+                    if (e != null) {
+                        meters.writeFailed(id);
+                    }
+                });
         if (applied == null) {
             return confirmed.thenApply(v -> new WriteOutcome(WriteOutcome.QUEUED, id, 0));
         }
         return confirmed
-                .thenCompose(v -> applied.completeOnTimeout(null, request.syncWait().toMillis(), TimeUnit.MILLISECONDS))
+                .thenCompose(v -> timedWait(applied, request))
                 .thenApply(event -> event == null ? new WriteOutcome(WriteOutcome.QUEUED, id, 0) : outcome(event))
                 .whenComplete((r, e) -> waiters.forget(id, applied));
+    }
+
+    private CompletableFuture<Void> timedPublish(Operation op) {
+        long start = System.nanoTime();
+        return publisher.publish(op).whenComplete((v, e) -> meters.published(System.nanoTime() - start, e == null));
+    }
+
+    /** The applier's event for a SYNC write, or null at its deadline; how long it took and how it ended is metered. */
+    private CompletableFuture<ChangeEvent> timedWait(CompletableFuture<ChangeEvent> applied, WriteRequest request) {
+        long start = System.nanoTime();
+        return applied.completeOnTimeout(null, request.syncWait().toMillis(), TimeUnit.MILLISECONDS)
+                .whenComplete((event, e) -> {
+                    if (e == null) {
+                        meters.syncWaited(System.nanoTime() - start, event == null ? SyncOutcome.TIMEOUT
+                                : event.getOutcome() == ChangeEvent.Outcome.REJECTED ? SyncOutcome.REJECTED
+                                : SyncOutcome.APPLIED);
+                    }
+                });
     }
 
     private static WriteOutcome outcome(ChangeEvent event) {
