@@ -779,7 +779,8 @@ rmq_cluster_stop() {  # nodes N..2 (node 1 is stopped by the caller)
 
 rmq_node_up() { port_open "$AMQP_PORT" && [ -n "$(rmq_pids)" ]; }
 
-# `cluster-grow RUN_DIR`: every quorum queue gets a member on every node (rabbitmq-queues grow NODE all, idempotent).
+# `cluster-grow RUN_DIR`: every quorum queue gets a member on every node (rabbitmq-queues grow NODE all, idempotent),
+# then their leaders are spread over the nodes (rabbitmq-queues rebalance quorum).
 # x-quorum-initial-group-size only counts the nodes in the cluster when a queue is declared: queues declared while
 # nodes were still joining (the applications start with the first node) are completed here.
 rmq_cluster_grow() {
@@ -797,6 +798,13 @@ rmq_cluster_grow() {
     fi
   done
   rmq_select 1
+  # leaders of queues declared on one node all sit there: spread them, so a node's loss stops only its share
+  if [ $rc = 0 ]; then
+    rmq_env
+    as_user rabbitmq "$RMQ_HOME" "${RMQ_ENV[@]}" -- "$RMQ_BIN/rabbitmq-queues" -n "$RABBIT_NODE" -q rebalance quorum \
+      </dev/null >/dev/null 2>&1 && log "cluster-grow: quorum queue leaders spread over the nodes" ||
+      warn "cluster-grow: rabbitmq-queues rebalance quorum failed"
+  fi
   return $rc
 }
 
