@@ -11,6 +11,7 @@
 #                                                  then become that server in the foreground (./start.sh's supervisord)
 #   scripts/servers.sh stop RUN_DIR                stop all three (idempotent, bounded, never fails if stopped)
 #   scripts/servers.sh ctl RUN_DIR PART ACTION     PART = redis|postgres|rabbitmq, ACTION = stop|start|status (redis: kill = kill -9)
+#                                                  (a RabbitMQ cluster: rabbitmq stops/starts every node, rabbitmq-N one)
 #   scripts/servers.sh env RUN_DIR                 print RUN_DIR/servers.env (it holds the application's passwords)
 #   scripts/servers.sh cluster-grow RUN_DIR        (RabbitMQ cluster) every quorum queue on every node
 #
@@ -738,15 +739,15 @@ rmq_cluster_prepare() {
 # `start` (throwaway servers): node 1 is up; the others boot together and join it.
 rmq_cluster_start() {
   [ "$RMQ_NODES" -gt 1 ] || return 0
-  local n launchers=() offsets=() t
+  local n launchers=() offsets=() already=() t
   t=$(now_ms)
   for ((n = 2; n <= RMQ_NODES; n++)); do
-    rmq_select "$n"; rmq_launch || return 1
-    launchers[$n]="${RMQ_LAUNCHER:-}"; offsets[$n]="${RMQ_LOG_OFFSET:-0}"
+    rmq_select "$n"; RMQ_LAUNCHER=""; RMQ_LOG_OFFSET=0; RMQ_ALREADY=0
+    rmq_launch || return 1
+    launchers[$n]="$RMQ_LAUNCHER"; offsets[$n]="$RMQ_LOG_OFFSET"; already[$n]="$RMQ_ALREADY"
   done
   for ((n = 2; n <= RMQ_NODES; n++)); do
-    rmq_select "$n"; RMQ_LAUNCHER="${launchers[$n]}"; RMQ_LOG_OFFSET="${offsets[$n]}"; RMQ_ALREADY=0
-    [ -n "$RMQ_LAUNCHER" ] || RMQ_ALREADY=1
+    rmq_select "$n"; RMQ_LAUNCHER="${launchers[$n]}"; RMQ_LOG_OFFSET="${offsets[$n]}"; RMQ_ALREADY="${already[$n]}"
     rmq_wait || { rmq_select 1; return 1; }
   done
   rmq_select 1
@@ -987,8 +988,8 @@ cmd_ctl() {
     redis:start)      redis_start || die "redis did not start" ;;
     postgres:stop)    pg_stop ;;
     postgres:start)   pg_start || die "postgres did not start" ;;
-    rabbitmq:stop)    rmq_stop ;;
-    rabbitmq:start)   { rmq_launch && rmq_wait; } || die "rabbitmq did not start" ;;
+    rabbitmq:stop)    rmq_cluster_stop; rmq_stop ;;   # a cluster: every node (rabbitmq-N stops one)
+    rabbitmq:start)   { rmq_launch && rmq_wait && rmq_cluster_start; } || die "rabbitmq did not start" ;;
     redis:status)     redis_ping && echo up || { echo down; return 3; } ;;
     postgres:status)  [ -n "$(pg_pid)" ] && pg_ready && echo up || { echo down; return 3; } ;;
     rabbitmq:status)  port_open "$AMQP_PORT" && [ -n "$(rmq_pids)" ] && echo up || { echo down; return 3; } ;;
@@ -1018,6 +1019,7 @@ cmd_env() {
 main() {
   local cmd="${1:-}"
   [ $# -gt 0 ] && shift
+  case "$cmd" in rabbitmqctl|__rmqctl) ;; *) unset KVMESH_RMQ_INDEX ;; esac   # a cluster node, for these two only
   case "$cmd" in
     install)     cmd_install ;;
     start)       cmd_start "$@" ;;
