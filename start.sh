@@ -33,6 +33,8 @@
 #   KVMESH_PROMETHEUS        1: also run Prometheus (Debian package), scraping every part every 2 s   (0)
 #   KVMESH_PROMETHEUS_PORT   its HTTP port, 127.0.0.1 only; the web UI's /metrics.html reads it       (free port)
 #   KVMESH_PG_PORT, KVMESH_REDIS_PORT, KVMESH_AMQP_PORT   pin the servers' ports (free ports otherwise)
+#   KVMESH_RABBITMQ_NODES    RabbitMQ nodes: 1, or a cluster of 3 (parts rabbitmq-1..3; quorum queues on all three;
+#                            kept by the run folder once started)                      (1)
 #   KVMESH_JAVA_OPTS         JVM options for the Java processes                        (-Xmx512m)
 #   KVMESH_ENVOY_VENV        virtualenv holding the envoy binary                       (./.run/venv)
 #   KVMESH_START_TIMEOUT     seconds to wait for the stack (or a restarted part) to become healthy (120)
@@ -158,7 +160,7 @@ lock_run_dir() {
   flock -w 300 8 || die "another start.sh is working on $RUN_DIR"
 }
 
-server_parts() { echo postgres; echo redis; echo rabbitmq; }
+server_parts() { echo postgres; echo redis; rabbitmq_parts; }
 java_parts() {
   local i
   for ((i = 1; i <= REPLICAS; i++)); do echo "kv-service-$i"; done
@@ -197,6 +199,7 @@ log_file() {  # log_file PART -> the log that `logs PART` follows
     nginx-access) echo "$RUN_DIR/nginx/logs/access.log" ;;
     nginx-error) echo "$RUN_DIR/nginx/logs/error.log" ;;
     rabbitmq) ls -1 "$LOGS"/rabbitmq/*.log 2>/dev/null | grep -v upgrade | head -n1 ;;
+    rabbitmq-[0-9]*) rabbitmq_node_log "${1#rabbitmq-}" ;;
     *) echo "$LOGS/$1.log" ;;
   esac
 }
@@ -363,7 +366,7 @@ EOF
     # PostgreSQL stops on SIGINT (fast shutdown: SIGTERM would wait for every pooled connection to close).
     sv_program postgres 10 INT 30 "$LOGS/postgres.log" "" -- "$ROOT/scripts/servers.sh" run "$RUN_DIR" postgres
     sv_program redis 10 TERM 30 "$LOGS/redis-console.log" "" -- "$ROOT/scripts/servers.sh" run "$RUN_DIR" redis
-    sv_program rabbitmq 10 TERM 45 "$LOGS/rabbitmq-console.log" "" -- "$ROOT/scripts/servers.sh" run "$RUN_DIR" rabbitmq
+    sv_rabbitmq_programs
     for ((i = 1; i <= REPLICAS; i++)); do
       part="kv-service-$i"
       env="$base_env,KVMESH_GRPC_BIND=\"127.0.0.1\",KVMESH_GRPC_PORT=\"${REPLICA_PORTS[$((i - 1))]}\""
@@ -486,7 +489,7 @@ servers_status() {  # SERVERS_UP: the servers that scripts/servers.sh finds up
 }
 part_healthy() {  # part_healthy PART (call servers_status first for postgres, redis, rabbitmq)
   case "$1" in
-    postgres|redis|rabbitmq) [[ "$SERVERS_UP" == *" $1 "* ]] ;;
+    postgres|redis|rabbitmq|rabbitmq-[0-9]*) [[ "$SERVERS_UP" == *" $1 "* ]] ;;
     kv-service-*) grpc_serving "${REPLICA_PORTS[$((${1##*-} - 1))]}" ;;
     kv-consumer-*) [ "$(http_code "http://127.0.0.1:${CONSUMER_PORTS[$((${1##*-} - 1))]}/healthz")" = 200 ] ;;
     envoy) [ "$(admin_get /ready)" = LIVE ] ;;
@@ -500,6 +503,7 @@ part_address() {
     postgres) echo "127.0.0.1:$(servers_port KVMESH_PG_PORT)" ;;
     redis) echo "127.0.0.1:$(servers_port KVMESH_REDIS_PORT)" ;;
     rabbitmq) echo "127.0.0.1:$(servers_port KVMESH_AMQP_PORT)" ;;
+    rabbitmq-[0-9]*) servers_port KVMESH_AMQP_ADDRESSES | tr -d "'\"\\\\" | cut -d, -f"${1#rabbitmq-}" ;;
     kv-service-*) echo "127.0.0.1:${REPLICA_PORTS[$((${1##*-} - 1))]}" ;;
     kv-consumer-*) echo "127.0.0.1:${CONSUMER_PORTS[$((${1##*-} - 1))]}" ;;
     envoy) echo "127.0.0.1:$ENVOY_PORT" ;;
@@ -633,6 +637,7 @@ cmd_up_native() {
     stop_native
     exit 1
   fi
+  rabbitmq_complete_cluster
   trap - INT TERM
   say "kvmesh is up in $(elapsed "$t0")"
   print_urls
@@ -822,6 +827,49 @@ cmd_restart_native() {
   # new process has lived startsecs, so the health checks below can only be answered by the new process
   sv restart "$part" >/dev/null 2>&1 || true
   wait_healthy "$part" || exit 1
+}
+
+# ---------------------------------------------------------------- RabbitMQ cluster (KVMESH_RABBITMQ_NODES > 1)
+#
+# scripts/servers.sh prepares the nodes (KVMESH_RABBITMQ_NODES reaches it through the environment) and writes
+# KVMESH_AMQP_ADDRESSES / KVMESH_AMQP_QUORUM_SIZE into servers.env, which the Java processes get. Each node is a
+# supervisord program of its own (rabbitmq-1..N), restarted alone when it dies; it rejoins the cluster by itself.
+
+rabbitmq_nodes() {  # a prepared run folder keeps its cluster; else the setting
+  local n
+  n="$(sed -n 's/^export KVMESH_RABBITMQ_NODES=//p' "$RUN_DIR/servers.env" 2>/dev/null | tr -d "'\"")"
+  n="${n:-${KVMESH_RABBITMQ_NODES:-1}}"
+  [[ "$n" =~ ^[1-7]$ ]] || die "KVMESH_RABBITMQ_NODES must be 1..7 (got '$n')"
+  echo "$n"
+}
+
+rabbitmq_parts() {
+  local n i
+  n="$(rabbitmq_nodes)"
+  if [ "$n" = 1 ]; then echo rabbitmq; return 0; fi
+  for ((i = 1; i <= n; i++)); do echo "rabbitmq-$i"; done
+}
+
+sv_rabbitmq_programs() {
+  local part
+  for part in $(rabbitmq_parts); do
+    sv_program "$part" 10 TERM 45 "$LOGS/$part-console.log" "" -- "$ROOT/scripts/servers.sh" run "$RUN_DIR" "$part"
+  done
+}
+
+# The applications declare the quorum queues as soon as one node answers, possibly before the others joined: once
+# every part is healthy, every queue gets a member on every node (scripts/servers.sh cluster-grow, idempotent).
+rabbitmq_complete_cluster() {
+  [ "$(rabbitmq_nodes)" -gt 1 ] || return 0
+  "$ROOT/scripts/servers.sh" cluster-grow "$RUN_DIR" 8>&- ||
+    warn "not every quorum queue is on every RabbitMQ node (scripts/servers.sh cluster-grow $RUN_DIR)"
+}
+
+rabbitmq_node_log() {  # the broker's own log of node N
+  local node
+  node="$(sed -n 's/^export KVMESH_RABBIT_NODE=//p' "$RUN_DIR/servers.env" 2>/dev/null | tr -d "'\"")"
+  [ "$1" = 1 ] || node="${node%@*}-r$1@${node#*@}"
+  echo "$LOGS/rabbitmq/$node.log"
 }
 
 # ---------------------------------------------------------------- credentials of the stores

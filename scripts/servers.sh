@@ -11,7 +11,15 @@
 #                                                  then become that server in the foreground (./start.sh's supervisord)
 #   scripts/servers.sh stop RUN_DIR                stop all three (idempotent, bounded, never fails if stopped)
 #   scripts/servers.sh ctl RUN_DIR PART ACTION     PART = redis|postgres|rabbitmq, ACTION = stop|start|status (redis: kill = kill -9)
+#                                                  (a RabbitMQ cluster: rabbitmq stops/starts every node, rabbitmq-N one)
 #   scripts/servers.sh env RUN_DIR                 print RUN_DIR/servers.env (it holds the application's passwords)
+#   scripts/servers.sh cluster-grow RUN_DIR        (RabbitMQ cluster) every quorum queue on every node
+#
+# KVMESH_RABBITMQ_NODES=3 (start/prepare): a RabbitMQ cluster of that many nodes on loopback instead of one node, each
+# with its own AMQP and distribution ports and data folder (rabbitmq/, rabbitmq-2/, ...), one Erlang cookie, joined by
+# classic-config peer discovery; PART rabbitmq-1..N names one node (rabbitmq = node 1). servers.env then also has
+# KVMESH_AMQP_ADDRESSES (every node) and KVMESH_AMQP_QUORUM_SIZE (min(N, 3)). KVMESH_RABBIT_CLUSTER_PORTS pins the
+# other nodes' ports (AMQP,dist for node 2, then node 3, ...); the choice is kept in RUN_DIR/rabbitmq-cluster.state.
 #   scripts/servers.sh status RUN_DIR              one line per part; exit 0 only if all three are up
 #   scripts/servers.sh rabbitmqctl RUN_DIR ARGS..  run rabbitmqctl against this run's node
 #
@@ -271,6 +279,7 @@ load_state() {
   if [ -f "$STATE" ]; then
     # shellcheck disable=SC1090
     . "$STATE"
+    rmq_cluster_load
     return 0
   fi
   return 1
@@ -303,6 +312,7 @@ write_env() {  # mode 0600: it holds the application's passwords
       KVMESH_RABBIT_NODE "$RABBIT_NODE" \
       KVMESH_TEST_RUN_DIR "$RUN_DIR" \
       KVMESH_TEST_SERVERS "$SELF"
+    rmq_cluster_env
   } >"$tmp"
   mv -f "$tmp" "$ENV_FILE"
 }
@@ -542,6 +552,7 @@ rmqctl() {  # rmqctl args...  (rabbitmqctl -n NODE as the rabbitmq user)
 }
 
 rmq_pids() {  # beam.smp + wrapper processes of this node
+  if [ "${RMQ_NODES:-1}" -gt 1 ]; then rmq_node_pids; return 0; fi
   run_procs | awk '$2=="beam.smp" || $2=="rabbitmq-server" || $2=="erl_child_setup" || $2=="inet_gethost" {print $1}'
 }
 
@@ -611,6 +622,215 @@ rmq_stop() {
   kill_hard rabbitmq $(rmq_pids) || true
 }
 
+
+# ---------------------------------------------------------------- rabbitmq cluster (KVMESH_RABBITMQ_NODES > 1)
+#
+# Node 1 is the single node above (RABBIT_NODE, AMQP_PORT, DIST_PORT, $RUN_DIR/rabbitmq); nodes 2..N are named after
+# it (kvmesh-…-r2@localhost), live in $RUN_DIR/rabbitmq-N and run from that folder, which is how their processes are
+# told apart. rmq_select N points the rabbitmq functions above (rmq_env, rmq_launch, rmq_wait, rmq_stop, rmqctl) at
+# node N. Every node lists all of them for classic-config peer discovery: a blank node joins the first one that
+# answers; a node with data rejoins its cluster by itself. A blank node 2..N waits for node 1 first, so the first
+# start forms one cluster, never several.
+
+RMQ_NODES=1
+RMQ_CLUSTER_STATE_NAME=rabbitmq-cluster.state
+
+rmq_cluster_load() {  # after load_state: the cluster's shape, and node 1's settings kept for rmq_select
+  RMQ_NODES=1; RMQ_CLUSTER_PORTS=""
+  RMQ_BASE_NODE="$RABBIT_NODE"; RMQ_BASE_AMQP="$AMQP_PORT"; RMQ_BASE_DIST="$DIST_PORT"
+  # shellcheck disable=SC1090
+  [ ! -f "$RUN_DIR/$RMQ_CLUSTER_STATE_NAME" ] || . "$RUN_DIR/$RMQ_CLUSTER_STATE_NAME"
+  if [ -n "${KVMESH_RMQ_INDEX:-}" ] && [ "$RMQ_NODES" -gt 1 ]; then rmq_select "$KVMESH_RMQ_INDEX"; fi
+  return 0
+}
+
+rmq_node_name() {  # rmq_node_name N
+  if [ "$1" = 1 ]; then echo "$RMQ_BASE_NODE"; else echo "${RMQ_BASE_NODE%@*}-r$1@${RMQ_BASE_NODE#*@}"; fi
+}
+
+rmq_select() {  # rmq_select N: the rabbitmq functions act on node N from here on (also in child servers.sh calls)
+  local n="$1" ports=()
+  [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le "$RMQ_NODES" ] || die "no rabbitmq node $n (nodes: 1..$RMQ_NODES)"
+  export KVMESH_RMQ_INDEX="$n"
+  RABBIT_NODE="$(rmq_node_name "$n")"
+  if [ "$n" = 1 ]; then
+    AMQP_PORT="$RMQ_BASE_AMQP"; DIST_PORT="$RMQ_BASE_DIST"; RMQ_DIR="$RUN_DIR/rabbitmq"
+  else
+    read -r -a ports <<<"${RMQ_CLUSTER_PORTS//,/ }"
+    AMQP_PORT="${ports[$(( (n - 2) * 2 ))]}"; DIST_PORT="${ports[$(( (n - 2) * 2 + 1 ))]}"; RMQ_DIR="$RUN_DIR/rabbitmq-$n"
+  fi
+  RMQ_HOME="$RMQ_DIR/home"; RMQ_PIDFILE="$RMQ_DIR/rabbit.pid"
+}
+
+rmq_node_pids() {  # the processes of the selected node: those working in its folder
+  local pid comm
+  while read -r pid comm; do
+    case "$comm" in beam.smp|rabbitmq-server|erl_child_setup|inet_gethost) ;; *) continue ;; esac
+    [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$RMQ_DIR" ] && echo "$pid"
+  done < <(run_procs)
+  return 0
+}
+
+rmq_cluster_address() {  # host:port of every node
+  local n out="" save="${KVMESH_RMQ_INDEX:-1}"
+  for ((n = 1; n <= RMQ_NODES; n++)); do rmq_select "$n"; out+="${out:+,}127.0.0.1:$AMQP_PORT"; done
+  rmq_select "$save"
+  echo "$out"
+}
+
+rmq_cluster_env() {  # extra lines of servers.env (inside write_env's block)
+  [ "$RMQ_NODES" -gt 1 ] || return 0
+  printf 'export %s=%q\n' KVMESH_RABBITMQ_NODES "$RMQ_NODES" KVMESH_AMQP_ADDRESSES "$(rmq_cluster_address)" \
+    KVMESH_AMQP_QUORUM_SIZE "$(( RMQ_NODES < 3 ? RMQ_NODES : 3 ))"
+}
+
+# After prepare_dirs and write_state: the other nodes' ports (kept across starts), folders, cookie and configs.
+rmq_cluster_prepare() {
+  local f="$RUN_DIR/$RMQ_CLUSTER_STATE_NAME" want="${KVMESH_RABBITMQ_NODES:-1}" n ports=() need i conf
+  rmq_cluster_load
+  if [ -f "$f" ]; then
+    [ "$want" = 1 ] || [ "$want" = "$RMQ_NODES" ] ||
+      warn "rabbitmq: $RUN_DIR keeps its cluster of $RMQ_NODES nodes (KVMESH_RABBITMQ_NODES=$want ignored)"
+  else
+    [[ "$want" =~ ^[1-7]$ ]] || die "KVMESH_RABBITMQ_NODES must be 1..7 (got '$want')"
+    [ "$want" -gt 1 ] || return 0
+    need=$(( (want - 1) * 2 ))
+    if [ -n "${KVMESH_RABBIT_CLUSTER_PORTS:-}" ]; then
+      read -r -a ports <<<"${KVMESH_RABBIT_CLUSTER_PORTS//,/ }"
+    else
+      for i in $(free_ports $(( need + 4 ))); do   # none of the four ports the other servers have
+        case " $PG_PORT $REDIS_PORT $RMQ_BASE_AMQP $RMQ_BASE_DIST " in *" $i "*) ;; *) ports+=("$i") ;; esac
+      done
+    fi
+    [ ${#ports[@]} -ge "$need" ] || die "rabbitmq cluster: need $need ports for nodes 2..$want, have ${#ports[@]}"
+    for i in "${ports[@]:0:$need}"; do
+      [[ "$i" =~ ^[0-9]+$ ]] || die "invalid port '$i'"
+      port_open "$i" && die "port $i on 127.0.0.1 is already in use"
+    done
+    printf 'RMQ_NODES=%q\nRMQ_CLUSTER_PORTS=%q\n' "$want" "$(IFS=,; echo "${ports[*]:0:$need}")" >"$f.tmp"
+    mv -f "$f.tmp" "$f"
+    rmq_cluster_load
+  fi
+  [ "$RMQ_NODES" -gt 1 ] || return 0
+  local nodes="" base_conf="$RUN_DIR/rabbitmq/rabbitmq.conf" cookie="$RUN_DIR/rabbitmq/home/.erlang.cookie"
+  for ((n = 1; n <= RMQ_NODES; n++)); do
+    nodes+="cluster_formation.classic_config.nodes.$n = $(rmq_node_name "$n")"$'\n'
+  done
+  for ((n = RMQ_NODES; n >= 1; n--)); do
+    rmq_select "$n"
+    mkdir -p "$RMQ_DIR/mnesia" "$RMQ_HOME"
+    if [ "$IS_ROOT" = 1 ]; then chmod 755 "$RMQ_DIR"; own rabbitmq "$RMQ_DIR" "$RMQ_DIR/mnesia" "$RMQ_HOME"; fi
+    chmod 700 "$RMQ_HOME"
+    if [ "$n" != 1 ]; then
+      [ -f "$RMQ_DIR/enabled_plugins" ] || echo '[].' >"$RMQ_DIR/enabled_plugins"
+      [ -f "$RMQ_DIR/rabbitmq-env.conf" ] || : >"$RMQ_DIR/rabbitmq-env.conf"
+      # one Erlang cookie for the whole cluster: node 1's (0400, owned by rabbitmq)
+      rm -f "$RMQ_HOME/.erlang.cookie"; cat "$cookie" >"$RMQ_HOME/.erlang.cookie"; chmod 400 "$RMQ_HOME/.erlang.cookie"
+      own rabbitmq "$RMQ_DIR/enabled_plugins" "$RMQ_DIR/rabbitmq-env.conf" "$RMQ_HOME/.erlang.cookie"
+    fi
+    conf="$(sed '/^# ---- cluster/,$d' "$base_conf")"
+    printf '%s\n# ---- cluster (scripts/servers.sh, KVMESH_RABBITMQ_NODES=%s)\ncluster_formation.peer_discovery_backend = classic_config\n%s' \
+      "$conf" "$RMQ_NODES" "$nodes" | write_secret_file rabbitmq "$RMQ_DIR/rabbitmq.conf.new"
+    mv -f "$RMQ_DIR/rabbitmq.conf.new" "$RMQ_DIR/rabbitmq.conf"
+  done
+  log "rabbitmq: a cluster of $RMQ_NODES nodes: $(rmq_cluster_address)"
+}
+
+# `start` (throwaway servers): node 1 is up; the others boot together and join it.
+rmq_cluster_start() {
+  [ "$RMQ_NODES" -gt 1 ] || return 0
+  local n launchers=() offsets=() already=() t
+  t=$(now_ms)
+  for ((n = 2; n <= RMQ_NODES; n++)); do
+    rmq_select "$n"; RMQ_LAUNCHER=""; RMQ_LOG_OFFSET=0; RMQ_ALREADY=0
+    rmq_launch || return 1
+    launchers[$n]="$RMQ_LAUNCHER"; offsets[$n]="$RMQ_LOG_OFFSET"; already[$n]="$RMQ_ALREADY"
+  done
+  for ((n = 2; n <= RMQ_NODES; n++)); do
+    rmq_select "$n"; RMQ_LAUNCHER="${launchers[$n]}"; RMQ_LOG_OFFSET="${offsets[$n]}"; RMQ_ALREADY="${already[$n]}"
+    rmq_wait || { rmq_select 1; return 1; }
+  done
+  rmq_select 1
+  log "rabbitmq cluster of $RMQ_NODES nodes ready ($(elapsed "$t") after node 1): $(rmq_cluster_address)"
+}
+
+# `run RUN_DIR rabbitmq-N` (supervisord): node N in the foreground. A blank node 2..N first waits (bounded) for node 1
+# to answer, so that its first boot joins node 1's cluster.
+rmq_cluster_run() {
+  local n="$1" left i
+  rmq_select "$n"
+  if [ "$n" != 1 ] && [ -z "$(ls -A "$RMQ_DIR/mnesia" 2>/dev/null)" ]; then
+    for i in $(seq 1 1200); do port_open "$RMQ_BASE_AMQP" && break; sleep 0.1; done
+  fi
+  left="$(rmq_pids | tr '\n' ' ')"
+  # shellcheck disable=SC2086
+  if [ -n "${left// /}" ]; then kill_hard "rabbitmq node $n (left from a crash)" $left || true; fi
+  rm -f "$RMQ_PIDFILE"
+  rmq_server_cmd
+  cd "$RMQ_DIR"
+  exec "${AS_USER_CMD[@]}"
+}
+
+rmq_cluster_stop() {  # nodes N..2 (node 1 is stopped by the caller)
+  [ "$RMQ_NODES" -gt 1 ] || return 0
+  local n
+  for ((n = RMQ_NODES; n >= 2; n--)); do rmq_select "$n"; rmq_stop || true; done
+  rmq_select 1
+}
+
+rmq_node_up() { port_open "$AMQP_PORT" && [ -n "$(rmq_pids)" ]; }
+
+# `cluster-grow RUN_DIR`: every quorum queue gets a member on every node (rabbitmq-queues grow NODE all, idempotent),
+# then their leaders are spread over the nodes (rabbitmq-queues rebalance quorum).
+# x-quorum-initial-group-size only counts the nodes in the cluster when a queue is declared: queues declared while
+# nodes were still joining (the applications start with the first node) are completed here.
+rmq_cluster_grow() {
+  [ "$RMQ_NODES" -gt 1 ] || { log "cluster-grow: one rabbitmq node, nothing to do"; return 0; }
+  local n rc=0 out
+  for ((n = 1; n <= RMQ_NODES; n++)); do
+    rmq_select "$n"
+    rmq_node_up || { warn "cluster-grow: rabbitmq node $n is down; skipped"; rc=1; continue; }
+    rmq_env
+    if out="$(as_user rabbitmq "$RMQ_HOME" "${RMQ_ENV[@]}" -- "$RMQ_BIN/rabbitmq-queues" -n "$RABBIT_NODE" -q \
+        grow "$RABBIT_NODE" all 2>&1 </dev/null)"; then
+      log "cluster-grow: node $n member of every quorum queue ($(grep -c 'ok' <<<"$out" || true) added)"
+    else
+      warn "cluster-grow: node $n: ${out:0:300}"; rc=1
+    fi
+  done
+  rmq_select 1
+  # leaders of queues declared on one node all sit there: spread them, so a node's loss stops only its share
+  if [ $rc = 0 ]; then
+    rmq_env
+    as_user rabbitmq "$RMQ_HOME" "${RMQ_ENV[@]}" -- "$RMQ_BIN/rabbitmq-queues" -n "$RABBIT_NODE" -q rebalance quorum \
+      </dev/null >/dev/null 2>&1 && log "cluster-grow: quorum queue leaders spread over the nodes" ||
+      warn "cluster-grow: rabbitmq-queues rebalance quorum failed"
+  fi
+  return $rc
+}
+
+rmq_cluster_status() {  # one line per node (rabbitmq-N ADDRESS NODE up|down)
+  [ "$RMQ_NODES" -gt 1 ] || return 0
+  local n rc=0 s
+  for ((n = 1; n <= RMQ_NODES; n++)); do
+    rmq_select "$n"; s=down; rmq_node_up && s=up
+    echo "rabbitmq-$n 127.0.0.1:$AMQP_PORT $RABBIT_NODE $s"; [ $s = up ] || rc=3
+  done
+  rmq_select 1
+  return $rc
+}
+
+rmq_cluster_ctl() {  # rmq_cluster_ctl N stop|start|status|kill
+  rmq_select "$1"
+  case "$2" in
+    stop)   rmq_stop ;;
+    start)  { rmq_launch && rmq_wait; } || die "rabbitmq node $1 did not start" ;;
+    kill)   local p; p="$(read_pid "$RMQ_PIDFILE")"; pid_alive "$p" && { kill -KILL "$p"; wait_gone 10 "$p"; } ;;
+    status) rmq_node_up && echo up || { echo down; return 3; } ;;
+    *) die "usage: $(basename "$SELF") ctl RUN_DIR rabbitmq-N stop|start|status|kill" ;;
+  esac
+}
+
 # ---------------------------------------------------------------- commands
 
 require_state() {
@@ -642,6 +862,7 @@ choose_ports_and_folders() {
   fi
   prepare_dirs
   write_state
+  rmq_cluster_prepare
 }
 
 claim_run_dir() {  # the start of `start` and `prepare`: the lock, the tools, no servers of this run folder running
@@ -678,6 +899,7 @@ cmd_start() {
   log "redis ready on 127.0.0.1:$REDIS_PORT ($(elapsed "$t"))"
   t=$(now_ms); rmq_wait || fail rabbitmq
   log "rabbitmq ready on 127.0.0.1:$AMQP_PORT ($(elapsed "$t") after postgres+redis)"
+  rmq_cluster_start || fail "the rabbitmq cluster"
   write_env
   trap - INT TERM
   log "all servers up in $(elapsed "$t0"); env: $ENV_FILE"
@@ -706,6 +928,7 @@ cmd_run() {
     redis)
       redis_server_args
       exec redis-server "${REDIS_ARGS[@]}" --daemonize no ;;
+    rabbitmq-[0-9]*) rmq_cluster_run "${2#rabbitmq-}" ;;
     rabbitmq)
       local left
       left="$(rmq_pids | tr '\n' ' ')"
@@ -723,7 +946,7 @@ do_stop() {  # stops everything in RUN_DIR (state may be partial)
   load_state || true
   read_credentials || true   # none: Redis is killed instead of shut down
   PG_BIN="$(pg_bindir)"; RMQ_BIN="$(rabbit_bin)"
-  if [ -n "$RABBIT_NODE" ] && [ -n "$RMQ_BIN" ]; then rmq_stop || true; fi
+  if [ -n "$RABBIT_NODE" ] && [ -n "$RMQ_BIN" ]; then rmq_cluster_stop || true; rmq_stop || true; fi
   if [ -n "$PG_BIN" ] && [ -f "$PG_DATA/postmaster.pid" ]; then pg_stop || true; fi
   if [ -n "$REDIS_PORT" ]; then redis_stop nosave || true; fi
   # Sweep: anything of this run still alive (crashed start, stuck process) is killed.
@@ -765,11 +988,12 @@ cmd_ctl() {
     redis:start)      redis_start || die "redis did not start" ;;
     postgres:stop)    pg_stop ;;
     postgres:start)   pg_start || die "postgres did not start" ;;
-    rabbitmq:stop)    rmq_stop ;;
-    rabbitmq:start)   { rmq_launch && rmq_wait; } || die "rabbitmq did not start" ;;
+    rabbitmq:stop)    rmq_cluster_stop; rmq_stop ;;   # a cluster: every node (rabbitmq-N stops one)
+    rabbitmq:start)   { rmq_launch && rmq_wait && rmq_cluster_start; } || die "rabbitmq did not start" ;;
     redis:status)     redis_ping && echo up || { echo down; return 3; } ;;
     postgres:status)  [ -n "$(pg_pid)" ] && pg_ready && echo up || { echo down; return 3; } ;;
     rabbitmq:status)  port_open "$AMQP_PORT" && [ -n "$(rmq_pids)" ] && echo up || { echo down; return 3; } ;;
+    rabbitmq-[0-9]*:*) rmq_cluster_ctl "${part#rabbitmq-}" "$action" ;;
     *) die "usage: $(basename "$SELF") ctl RUN_DIR redis|postgres|rabbitmq stop|start|status (redis also kill: kill -9, the dump stays)" ;;
   esac
   [ "$action" = status ] || log "ctl $part $action done in $(elapsed "$t0")"
@@ -782,6 +1006,7 @@ cmd_status() {
   s=down; [ -n "$(pg_pid)" ] && pg_ready && s=up;              echo "postgres 127.0.0.1:$PG_PORT $s"; [ $s = up ] || rc=3
   s=down; redis_ping && s=up;                                  echo "redis 127.0.0.1:$REDIS_PORT $s"; [ $s = up ] || rc=3
   s=down; port_open "$AMQP_PORT" && [ -n "$(rmq_pids)" ] && s=up; echo "rabbitmq 127.0.0.1:$AMQP_PORT $RABBIT_NODE $s"; [ $s = up ] || rc=3
+  rmq_cluster_status || rc=3
   return $rc
 }
 
@@ -794,6 +1019,7 @@ cmd_env() {
 main() {
   local cmd="${1:-}"
   [ $# -gt 0 ] && shift
+  case "$cmd" in rabbitmqctl|__rmqctl) ;; *) unset KVMESH_RMQ_INDEX ;; esac   # a cluster node, for these two only
   case "$cmd" in
     install)     cmd_install ;;
     start)       cmd_start "$@" ;;
@@ -803,6 +1029,7 @@ main() {
     ctl)         cmd_ctl "$@" ;;
     env)         cmd_env "$@" ;;
     status)      cmd_status "$@" ;;
+    cluster-grow) [ $# -ge 1 ] || usage; set_run_dir "$1"; require_state; rmq_cluster_grow ;;
     rabbitmqctl) [ $# -ge 1 ] || usage; set_run_dir "$1"; shift; require_state; rmqctl "$@" ;;
     __rmqctl)    set_run_dir "$1"; shift; require_state; rmqctl "$@" ;;            # internal (no lock)
     -h|--help|help|"") usage ;;

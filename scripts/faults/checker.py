@@ -64,7 +64,8 @@ def make_whole(ctx: Ctx, ph: Phase) -> None:
 def summarize(ph: Phase, res: dict, drained: bool, drain_s: float, missing: int) -> dict:
     p = {"id": ph.id, "title": ph.title, "kind": ph.kind, "t_start": ph.t_start, "t_inject": ph.t_inject,
          "t_end": ph.t_end, "recovered": ph.recovered, "recovery_s": ph.recovery_s, "repair": ph.repair,
-         "drained": drained, "drain_s": drain_s, "checks": ph.checks, "notes": ph.notes, **res}
+         "drained": drained, "drain_s": drain_s, "checks": ph.checks, "notes": ph.notes, "figures": ph.figures,
+         **res}
     if not drained:
         p["problems"].insert(0, f"not drained within {drain_s:.0f}s: {missing} acknowledged writes not in kv_oplog")
     p["failures"] = verdict(p)

@@ -38,6 +38,10 @@ CONFIGS = {
     "quick": Config(writers=6, readers=3, write_rate=8, read_rate=15, keys=200, warmup_s=3, pre_s=3, post_s=4,
                     hold_s=4, recover_wait_s=GOAL_S, drain_s=60, cold_keys=20, slow_value_bytes=256 * 1024,
                     slow_total_bytes=32 << 20, slow_time_s=30, redis_window_s=0.0),
+    # scripts/faults.sh cluster: a 3-node RabbitMQ cluster, two nodes killed one after the other (the stack's own)
+    "cluster": Config(writers=6, readers=3, write_rate=8, read_rate=15, keys=200, warmup_s=3, pre_s=4, post_s=4,
+                      hold_s=4, recover_wait_s=GOAL_S, drain_s=60, cold_keys=20, slow_value_bytes=256 * 1024,
+                      slow_total_bytes=32 << 20, slow_time_s=30, redis_window_s=0.0),
     "full": Config(writers=8, readers=4, write_rate=10, read_rate=20, keys=200, warmup_s=5, pre_s=5, post_s=8,
                    hold_s=8, recover_wait_s=30, drain_s=90, cold_keys=40, slow_value_bytes=256 * 1024,
                    slow_total_bytes=640 << 20, slow_time_s=150, redis_window_s=0.0),
@@ -57,6 +61,7 @@ class Phase:
     repair: str = ""                   # what the suite did as "a person" when nothing came back
     notes: list[str] = field(default_factory=list)
     checks: dict[str, dict] = field(default_factory=dict)   # phase-specific checks: name -> {ok, detail}
+    figures: dict[str, float] = field(default_factory=dict)  # phase-specific measurements (e.g. the write pause)
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -77,6 +82,7 @@ class Ctx:
     run_id: str
     prefix: str                                             # every key of this run starts with it
     redis_up: list[float] = field(default_factory=list)     # moments Redis accepted connections after a restart
+    killed_nodes: list[str] = field(default_factory=list)  # RabbitMQ nodes killed so far (cluster mode)
 
     def sleep(self, seconds: float) -> None:
         self.load.control.sleep(seconds)

@@ -122,8 +122,93 @@ def load_line(result: dict) -> str:
             "cores: other work shared the machine, which shows in the counts and the seconds unavailable.\n")
 
 
+CLUSTER_BEGIN = "<!-- rabbitmq-cluster: written by scripts/faults.sh cluster -->"
+CLUSTER_END = "<!-- /rabbitmq-cluster -->"
+
+
+def _cluster_section(path: str) -> str:
+    """The RabbitMQ cluster section of the existing doc (kept when the rest is written again), or ""."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    start, end = text.find(CLUSTER_BEGIN), text.find(CLUSTER_END)
+    return text[start:end + len(CLUSTER_END)] if 0 <= start < end else ""
+
+
+def write_cluster_section(path: str, result: dict) -> None:
+    """The section of docs/reliability.md on the 3-node RabbitMQ cluster (scripts/faults.sh cluster); the rest of
+    the file stays as it is."""
+    from faults import NODE_BACK_S, PAUSE_GOAL_S
+    rows = ["| node killed (kill -9) | acked | refused | lost | applied twice | refused within | longest interval "
+            "without an ack | slowest ack | **pause** | probe unavailable | API back | node back | result |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for p in result["phases"]:
+        f = p.get("figures", {})
+        killed = next((n.split()[2] for n in p["notes"] if n.startswith("kill -9 ")), "?")
+
+        def s(key: str) -> str:
+            return f"{f[key]:.1f} s" if key in f else "-"
+        rows.append(f"| {killed} ({p['title']}) | {p['acked']:,} | {p['failed'] + p['unknown']:,} | {p['lost']} | "
+                    f"{p['duplicated']} | {s('refused_span_s')} | {s('gap_s')} | {s('slowest_ack_s')} | "
+                    f"**{s('pause_s')}** | {p.get('unavailable_s') or 0:.1f} s | "
+                    f"{p['recovery_s'] if p['recovery_s'] is not None else '-'} s | {s('node_back_s')} | "
+                    f"{'ok' if p['ok'] else 'FAIL: ' + '; '.join(p['failures'])} |")
+    total = result["total"]
+    worst = max((p.get("figures", {}).get("pause_s", 0.0) for p in result["phases"]), default=0.0)
+    section = f"""{CLUSTER_BEGIN}
+## RabbitMQ cluster: a node killed, then another
+
+`{result['command']}` on {result['finished_utc']} — {result['machine']} — commit {result['commit']}.
+{"Every check passed." if result['ok'] else "**Some checks failed.**"}
+{load_line(result)}
+The stack with `KVMESH_RABBITMQ_NODES=3`: three RabbitMQ nodes on loopback (own ports, data folders, one Erlang cookie,
+classic-config peer discovery), each a supervisord program; every partition queue a quorum queue with a member on
+each node; kv-service and kv-consumer know every node's address (`KVMESH_AMQP_ADDRESSES`) and reconnect to another
+one. Under the same load as the fault suite ({result['config']['writers']} writers, {result['config']['readers']}
+readers through nginx, 80 % SYNC writes), node 1 is killed with `kill -9`; once supervisord has restarted it and every
+queue is whole again, the node then leading most partition queues is killed the same way.
+
+{chr(10).join(rows)}
+
+In all: {total['acked']:,} writes acknowledged, **{total['lost']} lost, {total['duplicated']} applied twice** (every
+acknowledged write has exactly one `APPLIED` row in `kv_oplog` after the drain), {total['failed']:,} refused and
+{total['unknown']:,} unanswered (clients retry those with the same request id), {total['stale']} stale reads.
+
+- **pause** = the longest of: the interval without any acknowledged write, the slowest acknowledged write (a writer
+  whose partition queue had its leader on the killed node waits for the new leader while the other partitions go on),
+  and the time from the first to the last refused write (**refused within**). Documented bound: **{PAUSE_GOAL_S:.0f} s**
+  (checked); measured worst here: **{worst:.1f} s**. **probe unavailable**: seconds the availability probe (an ASYNC
+  put and a get, 3 s timeout, every 0.25 s) failed.
+- **refused**: writes answered with an error (UNAVAILABLE: the replica's broker connection or event stream was on the
+  killed node, or the publish could not be confirmed) — never acknowledged, so never owed.
+- Where the pause comes from: a partition queue whose leader was on the killed node elects a new one among the two
+  others; publishes to it wait meanwhile (about 5 s at most here, the slowest acknowledged write) or, when the
+  broker nacks them, are refused. The publisher's confirm timeout (`KVMESH_CONFIRM_TIMEOUT_MS`, 5 s) turns a longer
+  wait into a refusal, never into an acknowledgement. Partitions led elsewhere go on at once.
+- **API back**: two availability probes in a row succeed after the kill; **node back**: the killed node runs again and
+  answers (bound {NODE_BACK_S:.0f} s), then every quorum queue has all three members online before the next kill.
+
+Not part of `./test.sh`'s default run (it starts a stack of its own, about 3 minutes): `./test.sh --cluster` runs it.
+{CLUSTER_END}"""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        text = ""
+    old = _cluster_section(path)
+    text = text.replace(old, section) if old else text.rstrip("\n") + "\n\n" + section + "\n"
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
 def write_doc(path: str, result: dict) -> None:
-    """docs/reliability.md from one run's result."""
+    """docs/reliability.md from one run's result (its RabbitMQ cluster section, if any, is kept)."""
+    if result.get("mode") == "cluster":
+        write_cluster_section(path, result)
+        return
+    cluster = _cluster_section(path)
     phases = result["phases"]
     failing = [p for p in phases if p["failures"]]
     findings = []
@@ -184,5 +269,7 @@ The probes' own checks (slow watchers, request-id reuse) and the final ones:
 Regenerate: `scripts/faults.sh full` (about {result['duration_min']:.0f} minutes here; `quick` runs a few faults and is
 part of `./test.sh`). Every number above is in `{result['json_path']}`.
 """
+    if cluster:
+        text = text.rstrip("\n") + "\n\n" + cluster + "\n"
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)

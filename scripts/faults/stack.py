@@ -139,6 +139,10 @@ class Stack:
         self.redis_port = rd.port or 6379
         self.redis_password = urllib.parse.unquote(rd.password) if rd.password else None
         self.amqp_port = int(self.servers_env.get("KVMESH_AMQP_PORT", "0"))
+        # a RabbitMQ cluster (KVMESH_RABBITMQ_NODES > 1): parts rabbitmq-1..N, node i at amqp_ports[i - 1]
+        self.rabbit_nodes = int(self.servers_env.get("KVMESH_RABBITMQ_NODES", "1"))
+        self.amqp_ports = [int(a.rsplit(":", 1)[1]) for a in
+                           self.servers_env.get("KVMESH_AMQP_ADDRESSES", "").split(",") if a.strip()] or [self.amqp_port]
         self.env = dict(os.environ, KVMESH_MODE="native", KVMESH_RUN_DIR=self.run_dir)
 
     # ------------------------------------------------------------------ finding processes
@@ -146,7 +150,17 @@ class Stack:
     def parts(self) -> list[str]:
         return ([f"kv-service-{i}" for i in range(1, self.replicas + 1)]
                 + [f"kv-consumer-{i}" for i in range(1, self.consumers + 1)]
-                + ["envoy", "nginx", "redis", "postgres", "rabbitmq"])
+                + ["envoy", "nginx", "redis", "postgres"] + self.rabbit_parts())
+
+    def rabbit_parts(self) -> list[str]:
+        if self.rabbit_nodes <= 1:
+            return ["rabbitmq"]
+        return [f"rabbitmq-{i}" for i in range(1, self.rabbit_nodes + 1)]
+
+    def rabbit_dir(self, part: str) -> str:
+        """The folder a RabbitMQ node runs in (and is told apart by): rabbitmq/ for node 1, rabbitmq-N/ else."""
+        n = part.rsplit("-", 1)[1] if re.fullmatch(r"rabbitmq-\d+", part) else "1"
+        return os.path.join(self.run_dir, "rabbitmq" if n == "1" else f"rabbitmq-{n}")
 
     def find_pid(self, part: str) -> int | None:
         """The live process of PART in this run folder, or None.
@@ -166,6 +180,8 @@ class Stack:
         r = self.run_dir
         files = {"redis": [f"{r}/redis/redis.pid"], "postgres": [f"{r}/postgres/data/postmaster.pid"],
                  "rabbitmq": [f"{r}/rabbitmq/rabbit.pid", f"{r}/rabbitmq/launcher.pid"]}
+        if re.fullmatch(r"rabbitmq-\d+", part):
+            files[part] = [os.path.join(self.rabbit_dir(part), "rabbit.pid")]
         return [_read_pid_file(p) for p in files.get(part, [f"{r}/pids/{part}.pid"])]
 
     def _resolve(self, pid: int, comm: str) -> int | None:
@@ -194,6 +210,8 @@ class Stack:
         if kind == "postgres" and _comm(_ppid(pid)) == "postgres":
             return False  # a backend or auxiliary process, not the postmaster
         cwd = _cwd(pid)
+        if kind == "rabbitmq" and self.rabbit_nodes > 1:
+            return cwd == self.rabbit_dir(part)   # each node runs in its own folder
         return self.run_dir in cmd or cwd == self.run_dir or cwd.startswith(self.run_dir + "/")
 
     def _scan(self, part: str, comm: str) -> int | None:
@@ -265,6 +283,8 @@ class Stack:
             return port_open(int(self.pg["port"]))
         if part == "rabbitmq":
             return port_open(self.amqp_port)
+        if part.startswith("rabbitmq-"):
+            return port_open(self.amqp_ports[int(part.rsplit("-", 1)[1]) - 1])
         return True
 
     def stop_server(self, part: str) -> str:
@@ -314,9 +334,11 @@ class Stack:
 
     # ------------------------------------------------------------------ RabbitMQ
 
-    def rabbitmqctl(self, *args: str, timeout: float = 60) -> str:
+    def rabbitmqctl(self, *args: str, timeout: float = 60, node: int | None = None) -> str:
+        """rabbitmqctl against node 1, or NODE of a cluster."""
         cmd = [os.path.join(self.root, "scripts/servers.sh"), "rabbitmqctl", self.run_dir, *args]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env)
+        env = dict(self.env, KVMESH_RMQ_INDEX=str(node)) if node else self.env
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         if res.returncode != 0:
             raise RuntimeError(f"rabbitmqctl {' '.join(args)}: rc {res.returncode}: {res.stderr.strip()[-300:]}")
         return res.stdout
@@ -355,8 +377,30 @@ class Stack:
                 owners[int(m.group(1))] = int(m.group(2))
         return owners
 
+    def rabbit_up_node(self) -> int | None:
+        """A cluster node that answers on its AMQP port (1 when there is one node)."""
+        for i, port in enumerate(self.amqp_ports, 1):
+            if port_open(port):
+                return i
+        return None
+
+    def quorum_queues(self) -> dict[str, dict]:
+        """Partition and dead-letter quorum queues: name -> {leader, members, online} (node names), asked of a node
+        that answers."""
+        out = self.rabbitmqctl("list_queues", "-q", "--no-table-headers", "name", "type", "leader", "members", "online",
+                               node=self.rabbit_up_node() if self.rabbit_nodes > 1 else None)
+        queues = {}
+        for line in out.splitlines():
+            m = re.match(r"(\S+)\s+quorum\s+(\S+)\s+\[(.*?)\]\s+\[(.*?)\]", line)
+            if m:
+                def names(x: str) -> list[str]:
+                    return [n.strip().strip("'") for n in x.split(",") if n.strip()]
+                queues[m.group(1)] = {"leader": m.group(2), "members": names(m.group(3)), "online": names(m.group(4))}
+        return queues
+
     def queue_depths(self) -> dict[str, int]:
-        out = self.rabbitmqctl("list_queues", "-q", "name", "messages")
+        out = self.rabbitmqctl("list_queues", "-q", "name", "messages",
+                               node=self.rabbit_up_node() if self.rabbit_nodes > 1 else None)
         depths = {}
         for line in out.splitlines():
             words = line.split()
