@@ -132,7 +132,9 @@ class Stack:
         self.replicas = int(self.stack_env.get("KVMESH_REPLICAS", "2"))
         self.consumers = int(self.stack_env.get("KVMESH_CONSUMERS", "2"))
         pg = urllib.parse.urlparse(self.servers_env["KVMESH_PG_URL"].removeprefix("jdbc:"))
-        self.pg = {"host": pg.hostname or "127.0.0.1", "port": str(pg.port or 5432), "db": pg.path.lstrip("/"),
+        # a multi-host URL (a standby: 127.0.0.1:P1,127.0.0.1:P2) names the first primary first
+        pg_host, _, pg_port = pg.netloc.split(",")[0].rpartition("@")[2].partition(":")
+        self.pg = {"host": pg_host or "127.0.0.1", "port": pg_port or "5432", "db": pg.path.lstrip("/"),
                    "user": self.servers_env.get("KVMESH_PG_USER", "kvmesh"),
                    "password": self.servers_env.get("KVMESH_PG_PASSWORD", "")}
         rd = urllib.parse.urlparse(self.servers_env["KVMESH_REDIS_URI"])
