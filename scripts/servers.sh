@@ -541,6 +541,8 @@ max_wal_senders = 10
 max_replication_slots = 10
 synchronous_standby_names = 'kvmesh_standby'
 synchronous_commit = on
+# lets pg_rewind make a former primary a standby again after a failover (more WAL: hint-bit changes are logged)
+wal_log_hints = on
 CONF
   grep -Eq '^host[[:space:]]+replication[[:space:]]+all[[:space:]]+127\.0\.0\.1/32[[:space:]]+scram-sha-256' "$PG_DATA/pg_hba.conf" ||
     echo 'host    replication     replicator      127.0.0.1/32            scram-sha-256' >>"$PG_DATA/pg_hba.conf"
