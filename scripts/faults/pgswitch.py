@@ -101,8 +101,9 @@ so they see the pause. Nothing acknowledged is lost because a commit returns onl
 (`synchronous_standby_names`), and a consumer acknowledges a message to the broker only after its commit returned.
 
 Manual, said plainly: the old primary stays stopped and fenced (`RUN_DIR/postgres/FENCED`, it refuses to start);
-making it a standby of the new primary again (`pg_rewind` or a fresh `pg_basebackup`, then a new standby
-configuration) is an operator's job, and until then the new primary runs alone, without a synchronous standby.
+making it a standby of the new primary again is an operator's job (README, "A PostgreSQL standby and a switchover":
+`pg_rewind -R`, delete the fence, start it, name it in `synchronous_standby_names`; checked by hand once, not by this
+test), and until then the new primary runs alone, without a synchronous standby. Switching back is not scripted.
 There is no automatic failover: deciding that a primary is dead and promoting on its own is Patroni's or
 CloudNativePG's job. `./start.sh pg-switchover` refuses when the standby is not streaming in sync (`--force`
 overrides, and may lose commits that the standby had not received).
