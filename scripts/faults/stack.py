@@ -22,7 +22,7 @@ import xmlrpc.client
 
 # what the process of each part is called in /proc/PID/comm (Linux truncates comm to 15 characters)
 COMM = {"kv-service": "java", "kv-consumer": "java", "envoy": "envoy", "nginx": "nginx",
-        "redis": "redis-server", "postgres": "postgres", "rabbitmq": "beam.smp"}
+        "redis": "redis-server", "postgres": "postgres", "postgres-standby": "postgres", "rabbitmq": "beam.smp"}
 SERVERS = ("redis", "postgres", "rabbitmq")
 # names a supervisord program of each part might have
 SUPERVISOR_ALIASES = {"redis": ("redis", "redis-server"), "postgres": ("postgres", "postgresql"),
@@ -167,6 +167,7 @@ class Stack:
     def _pid_file_candidates(self, part: str) -> list[int | None]:
         r = self.run_dir
         files = {"redis": [f"{r}/redis/redis.pid"], "postgres": [f"{r}/postgres/data/postmaster.pid"],
+                 "postgres-standby": [f"{r}/postgres-standby/data/postmaster.pid"],
                  "rabbitmq": [f"{r}/rabbitmq/rabbit.pid", f"{r}/rabbitmq/launcher.pid"]}
         return [_read_pid_file(p) for p in files.get(part, [f"{r}/pids/{part}.pid"])]
 
@@ -193,9 +194,11 @@ class Stack:
             return f"-Dkvmesh.run={self.run_dir}" in cmd and f"-Dkvmesh.part={part} " in cmd + " "
         if kind == "nginx":
             return "master process" in cmd and self.run_dir in cmd
-        if kind == "postgres" and _comm(_ppid(pid)) == "postgres":
+        if kind in ("postgres", "postgres-standby") and _comm(_ppid(pid)) == "postgres":
             return False  # a backend or auxiliary process, not the postmaster
         cwd = _cwd(pid)
+        if kind in ("postgres", "postgres-standby"):   # two servers in one run folder (a standby): by data folder
+            return cwd == f"{self.run_dir}/{kind}/data"
         return self.run_dir in cmd or cwd == self.run_dir or cwd.startswith(self.run_dir + "/")
 
     def _scan(self, part: str, comm: str) -> int | None:
