@@ -779,8 +779,8 @@ cmd_pg_switchover_native() {
   sv stop postgres >/dev/null 2>&1 || true
   "$ROOT/scripts/servers.sh" pg-promote "$RUN_DIR" 8>&- || die "promotion failed; the primary is stopped: ./start.sh restart postgres brings it back (delete $RUN_DIR/postgres/FENCED first if present)"
   say "switchover done in $(elapsed "$t0"): the primary is postgres-standby on 127.0.0.1:$(servers_port KVMESH_PG_STANDBY_PORT)"
-  say "the old primary (part postgres) stays stopped and fenced; it runs without a standby now: making the old primary"
-  say "a standby again is manual (docs/reliability.md, PostgreSQL switchover)"
+  say "the old primary (part postgres) stays stopped and fenced, and the new one runs without a standby: making the old"
+  say "primary a standby again is manual (README: A PostgreSQL standby and a switchover)"
 }
 
 # ---------------------------------------------------------------- credentials of the stores
@@ -843,7 +843,7 @@ main() {
     token) cmd_token_native "$@" ;;
     pg-switchover) cmd_pg_switchover_native "$@" ;;
     -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' ;;
-    *) die "unknown command '$cmd' (up|stop|status|logs|restart|token)" ;;
+    *) die "unknown command '$cmd' (up|stop|status|logs|restart|token|pg-switchover)" ;;
   esac
 }
 
