@@ -7,6 +7,8 @@
 #   ./start.sh logs [PART]     list the logs, or follow one part's log (PART as shown by status)
 #   ./start.sh restart PART    restart one part (kv-service-1, kv-consumer-2, envoy, nginx, postgres, redis, rabbitmq)
 #                              and wait until it is healthy again by its own health check
+#   ./start.sh pg-switchover   (KVMESH_PG_STANDBY=1) stop the PostgreSQL primary, promote postgres-standby; the
+#                              consumers and replicas reconnect to it by themselves (docs/reliability.md)
 #   ./start.sh token [--prefix P --permissions read,write,watch --ttl 24h --subject NAME]
 #                              mint an API token with the stack's signing key (kvctl token mint; auth on)
 #
@@ -35,6 +37,8 @@
 #   KVMESH_PG_PORT, KVMESH_REDIS_PORT, KVMESH_AMQP_PORT   pin the servers' ports (free ports otherwise)
 #   KVMESH_RABBITMQ_NODES    RabbitMQ nodes: 1, or a cluster of 3 (parts rabbitmq-1..3; quorum queues on all three;
 #                            kept by the run folder once started)                      (1)
+#   KVMESH_PG_STANDBY        1: a PostgreSQL standby (synchronous streaming replication), part postgres-standby  (0)
+#   KVMESH_PG_STANDBY_PORT   pin the standby's port (a free port otherwise)
 #   KVMESH_JAVA_OPTS         JVM options for the Java processes                        (-Xmx512m)
 #   KVMESH_ENVOY_VENV        virtualenv holding the envoy binary                       (./.run/venv)
 #   KVMESH_START_TIMEOUT     seconds to wait for the stack (or a restarted part) to become healthy (120)
@@ -160,7 +164,7 @@ lock_run_dir() {
   flock -w 300 8 || die "another start.sh is working on $RUN_DIR"
 }
 
-server_parts() { echo postgres; echo redis; rabbitmq_parts; }
+server_parts() { echo postgres; pg_standby_part; echo redis; rabbitmq_parts; }
 java_parts() {
   local i
   for ((i = 1; i <= REPLICAS; i++)); do echo "kv-service-$i"; done
@@ -366,6 +370,7 @@ EOF
     # PostgreSQL stops on SIGINT (fast shutdown: SIGTERM would wait for every pooled connection to close).
     sv_program postgres 10 INT 30 "$LOGS/postgres.log" "" -- "$ROOT/scripts/servers.sh" run "$RUN_DIR" postgres
     sv_program redis 10 TERM 30 "$LOGS/redis-console.log" "" -- "$ROOT/scripts/servers.sh" run "$RUN_DIR" redis
+    pg_standby_sv_program
     sv_rabbitmq_programs
     for ((i = 1; i <= REPLICAS; i++)); do
       part="kv-service-$i"
@@ -489,7 +494,7 @@ servers_status() {  # SERVERS_UP: the servers that scripts/servers.sh finds up
 }
 part_healthy() {  # part_healthy PART (call servers_status first for postgres, redis, rabbitmq)
   case "$1" in
-    postgres|redis|rabbitmq|rabbitmq-[0-9]*) [[ "$SERVERS_UP" == *" $1 "* ]] ;;
+    postgres|redis|rabbitmq|rabbitmq-[0-9]*|postgres-standby) [[ "$SERVERS_UP" == *" $1 "* ]] ;;
     kv-service-*) grpc_serving "${REPLICA_PORTS[$((${1##*-} - 1))]}" ;;
     kv-consumer-*) [ "$(http_code "http://127.0.0.1:${CONSUMER_PORTS[$((${1##*-} - 1))]}/healthz")" = 200 ] ;;
     envoy) [ "$(admin_get /ready)" = LIVE ] ;;
@@ -501,6 +506,7 @@ servers_port() { sed -n "s/^export $1=//p" "$RUN_DIR/servers.env" 2>/dev/null; }
 part_address() {
   case "$1" in
     postgres) echo "127.0.0.1:$(servers_port KVMESH_PG_PORT)" ;;
+    postgres-standby) echo "127.0.0.1:$(servers_port KVMESH_PG_STANDBY_PORT)" ;;
     redis) echo "127.0.0.1:$(servers_port KVMESH_REDIS_PORT)" ;;
     rabbitmq) echo "127.0.0.1:$(servers_port KVMESH_AMQP_PORT)" ;;
     rabbitmq-[0-9]*) servers_port KVMESH_AMQP_ADDRESSES | tr -d "'\"\\\\" | cut -d, -f"${1#rabbitmq-}" ;;
@@ -872,6 +878,43 @@ rabbitmq_node_log() {  # the broker's own log of node N
   echo "$LOGS/rabbitmq/$node.log"
 }
 
+# ---------------------------------------------------------------- PostgreSQL standby and switchover (native)
+#
+# With KVMESH_PG_STANDBY=1, scripts/servers.sh prepare makes a second PostgreSQL (postgres-standby: a hot standby by
+# synchronous streaming replication) and servers.env's KVMESH_PG_URL names both servers with targetServerType=primary.
+# `./start.sh pg-switchover` is a planned switchover: it stops the primary through supervisord (fast shutdown: the
+# standby receives everything first), fences it and promotes the standby. The Java processes' pools lose their
+# connections to the old primary; new ones find the new primary (the consumers retry the failed batch with back-off).
+# Manual, and said so: making the old primary a standby again, and any automatic failover (Patroni's or
+# CloudNativePG's job).
+
+pg_standby_part() { [ -z "$(servers_port KVMESH_PG_STANDBY_PORT)" ] || echo postgres-standby; }
+
+pg_standby_sv_program() {  # inside render_supervisor_conf: postgres-standby's program, when there is a standby
+  [ -n "${KVMESH_PG_STANDBY_PORT:-}" ] || return 0
+  sv_program postgres-standby 10 INT 30 "$LOGS/postgres-standby.log" "" -- "$ROOT/scripts/servers.sh" run "$RUN_DIR" postgres-standby
+}
+
+cmd_pg_switchover_native() {
+  set_run_dir
+  lock_run_dir
+  load_stack_env || die "the stack is not running"
+  supervisor_running || die "the stack is not running (no supervisord for $RUN_DIR)"
+  [ -n "$(servers_port KVMESH_PG_STANDBY_PORT)" ] || die "no PostgreSQL standby in this stack (start it with KVMESH_PG_STANDBY=1)"
+  local t0 sync
+  t0=$(now_ms)
+  sync="$("$ROOT/scripts/servers.sh" pg-sync-state "$RUN_DIR" 2>/dev/null | awk -F'|' '$1 == "kvmesh_standby" {print $2, $3}')"
+  if [ "$sync" != "streaming sync" ] && [ "${1:-}" != --force ]; then
+    die "the standby is not a streaming synchronous standby of the primary (${sync:-not connected}): a promotion could lose commits; --force does it anyway"
+  fi
+  say "switchover: standby in sync ($sync); stopping the primary (fast shutdown)"
+  sv stop postgres >/dev/null 2>&1 || true
+  "$ROOT/scripts/servers.sh" pg-promote "$RUN_DIR" 8>&- || die "promotion failed; the primary is stopped: ./start.sh restart postgres brings it back (delete $RUN_DIR/postgres/FENCED first if present)"
+  say "switchover done in $(elapsed "$t0"): the primary is postgres-standby on 127.0.0.1:$(servers_port KVMESH_PG_STANDBY_PORT)"
+  say "the old primary (part postgres) stays stopped and fenced, and the new one runs without a standby: making the old"
+  say "primary a standby again is manual (README: A PostgreSQL standby and a switchover)"
+}
+
 # ---------------------------------------------------------------- credentials of the stores
 #
 # Native mode: scripts/servers.sh generates them once per run folder into RUN_DIR/secrets/credentials.env (0600) and
@@ -930,8 +973,9 @@ main() {
     logs) cmd_logs_native "$@" ;;
     restart) cmd_restart_native "$@" ;;
     token) cmd_token_native "$@" ;;
+    pg-switchover) cmd_pg_switchover_native "$@" ;;
     -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' ;;
-    *) die "unknown command '$cmd' (up|stop|status|logs|restart|token)" ;;
+    *) die "unknown command '$cmd' (up|stop|status|logs|restart|token|pg-switchover)" ;;
   esac
 }
 

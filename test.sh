@@ -15,7 +15,10 @@
 #   4. runs scripts/faults.sh quick: a few faults under load (a replica and the active consumer killed, Redis
 #      killed after a dump, a slow Watch client, a reused request id), each followed by a drain and a verification
 #      against PostgreSQL, Redis and the API; fails on anything lost, applied twice or stale, a part that does not
-#      come back by itself within 15 s, or a broken promise of a probe (scripts/faults.sh full runs every fault).
+#      come back by itself within 15 s, or a broken promise of a probe (scripts/faults.sh full runs every fault);
+#   5. runs scripts/pg-switchover-test.sh: a stack with a PostgreSQL standby (KVMESH_PG_STANDBY=1), the standby promoted
+#      under write load (./start.sh pg-switchover); fails on anything acknowledged lost or applied twice, or consumers
+#      that do not resume by themselves (about 2 minutes).
 #
 #   ./test.sh                 the whole suite
 #   ./test.sh -pl kv-it -am   extra arguments go to Maven (step 1 only)
@@ -85,3 +88,7 @@ KVMESH_BENCH_AUTH=on ghz-bench/run.sh quick
 # The fault suite in quick mode: its own stack on free ports, stopped and removed afterwards, pass or fail.
 step "running the fault suite in quick mode"
 scripts/faults.sh quick
+
+# PostgreSQL switchover (issue #13): its own stack with a standby, stopped and removed afterwards, pass or fail.
+step "running the PostgreSQL switchover test"
+scripts/pg-switchover-test.sh

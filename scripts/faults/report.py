@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 
 from context import GOAL_S
@@ -271,5 +272,18 @@ part of `./test.sh`). Every number above is in `{result['json_path']}`.
 """
     if cluster:
         text = text.rstrip("\n") + "\n\n" + cluster + "\n"
+    text += kept_sections(path)
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def kept_sections(path: str) -> str:
+    """Sections other tests write into the same page (scripts/pg-switchover-test.sh): each between its own
+    `<!-- BEGIN name -->` and `<!-- END name -->` lines, carried over as they are."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            old = f.read()
+    except OSError:
+        return ""
+    spans = [m.group(0) for m in re.finditer(r"^<!-- BEGIN ([\w-]+) -->$.*?^<!-- END \1 -->$", old, re.M | re.S)]
+    return "".join("\n" + b + "\n" for b in spans)

@@ -22,7 +22,7 @@ import xmlrpc.client
 
 # what the process of each part is called in /proc/PID/comm (Linux truncates comm to 15 characters)
 COMM = {"kv-service": "java", "kv-consumer": "java", "envoy": "envoy", "nginx": "nginx",
-        "redis": "redis-server", "postgres": "postgres", "rabbitmq": "beam.smp"}
+        "redis": "redis-server", "postgres": "postgres", "postgres-standby": "postgres", "rabbitmq": "beam.smp"}
 SERVERS = ("redis", "postgres", "rabbitmq")
 # names a supervisord program of each part might have
 SUPERVISOR_ALIASES = {"redis": ("redis", "redis-server"), "postgres": ("postgres", "postgresql"),
@@ -132,7 +132,9 @@ class Stack:
         self.replicas = int(self.stack_env.get("KVMESH_REPLICAS", "2"))
         self.consumers = int(self.stack_env.get("KVMESH_CONSUMERS", "2"))
         pg = urllib.parse.urlparse(self.servers_env["KVMESH_PG_URL"].removeprefix("jdbc:"))
-        self.pg = {"host": pg.hostname or "127.0.0.1", "port": str(pg.port or 5432), "db": pg.path.lstrip("/"),
+        # a multi-host URL (a standby: 127.0.0.1:P1,127.0.0.1:P2) names the first primary first
+        pg_host, _, pg_port = pg.netloc.split(",")[0].rpartition("@")[2].partition(":")
+        self.pg = {"host": pg_host or "127.0.0.1", "port": pg_port or "5432", "db": pg.path.lstrip("/"),
                    "user": self.servers_env.get("KVMESH_PG_USER", "kvmesh"),
                    "password": self.servers_env.get("KVMESH_PG_PASSWORD", "")}
         rd = urllib.parse.urlparse(self.servers_env["KVMESH_REDIS_URI"])
@@ -179,6 +181,7 @@ class Stack:
     def _pid_file_candidates(self, part: str) -> list[int | None]:
         r = self.run_dir
         files = {"redis": [f"{r}/redis/redis.pid"], "postgres": [f"{r}/postgres/data/postmaster.pid"],
+                 "postgres-standby": [f"{r}/postgres-standby/data/postmaster.pid"],
                  "rabbitmq": [f"{r}/rabbitmq/rabbit.pid", f"{r}/rabbitmq/launcher.pid"]}
         if re.fullmatch(r"rabbitmq-\d+", part):
             files[part] = [os.path.join(self.rabbit_dir(part), "rabbit.pid")]
@@ -207,11 +210,13 @@ class Stack:
             return f"-Dkvmesh.run={self.run_dir}" in cmd and f"-Dkvmesh.part={part} " in cmd + " "
         if kind == "nginx":
             return "master process" in cmd and self.run_dir in cmd
-        if kind == "postgres" and _comm(_ppid(pid)) == "postgres":
+        if kind in ("postgres", "postgres-standby") and _comm(_ppid(pid)) == "postgres":
             return False  # a backend or auxiliary process, not the postmaster
         cwd = _cwd(pid)
         if kind == "rabbitmq" and self.rabbit_nodes > 1:
             return cwd == self.rabbit_dir(part)   # each node runs in its own folder
+        if kind in ("postgres", "postgres-standby"):   # two servers in one run folder (a standby): by data folder
+            return cwd == f"{self.run_dir}/{kind}/data"
         return self.run_dir in cmd or cwd == self.run_dir or cwd.startswith(self.run_dir + "/")
 
     def _scan(self, part: str, comm: str) -> int | None:
