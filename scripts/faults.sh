@@ -25,6 +25,8 @@ cd "$ROOT"
 MODE="${1:-quick}"
 case "$MODE" in quick|full|cluster|report) ;; *) echo "usage: scripts/faults.sh quick|full|cluster|report" >&2; exit 2 ;; esac
 T0=$(date +%s)
+# shellcheck source=lib.sh
+. "$ROOT/scripts/lib.sh"   # kill_leftovers
 step() { echo "[faults +$(( $(date +%s) - T0 ))s] $*"; }
 RESULTS="$ROOT/scripts/faults/results"
 DOC="$ROOT/docs/reliability.md"
@@ -59,21 +61,7 @@ cleanup() {
   step "stopping the stack"
   KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" ./start.sh stop >"$RUN_DIR/stop.log" 2>&1 ||
     echo "[faults] start.sh stop reported a problem (see $RUN_DIR/stop.log)" >&2
-  # Anything still running from this run folder (a fault can orphan processes, e.g. the workers of a killed nginx
-  # master): only processes whose working directory or command line is inside this private folder.
-  local p left=()
-  for p in /proc/[0-9]*; do
-    p="${p#/proc/}"
-    [ "$p" = $$ ] && continue
-    if [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$RUN_DIR"* ]] ||
-       tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "$RUN_DIR"; then
-      left+=("$p")
-    fi
-  done
-  if [ ${#left[@]} -gt 0 ]; then
-    echo "[faults] processes of $RUN_DIR still running after stop: ${left[*]}; killing them" >&2
-    kill -KILL "${left[@]}" 2>/dev/null || true
-  fi
+  kill_leftovers "$RUN_DIR" faults   # processes a fault orphaned (e.g. the workers of a killed nginx master)
   if [ "${KVMESH_FAULTS_KEEP:-0}" = 1 ] || [ -n "${KVMESH_FAULTS_ONLY:-}" ] || { [ $rc != 0 ] && [ -n "${CI:-}" ]; }; then
     step "run folder kept: $RUN_DIR"
   else

@@ -35,3 +35,21 @@ close_extra_fds() {
   done
   return 0
 }
+
+# kill_leftovers DIR TAG: ends (SIGKILL) every process still working in, or naming, the private folder DIR after its
+# stack was stopped (a fault can orphan processes, e.g. the workers of a killed nginx master); says so on stderr.
+kill_leftovers() {
+  local dir="$1" tag="$2" p left=()
+  for p in /proc/[0-9]*; do
+    p="${p#/proc/}"
+    [ "$p" = $$ ] && continue
+    if [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$dir"* ]] ||
+       tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "$dir"; then
+      left+=("$p")
+    fi
+  done
+  if [ ${#left[@]} -gt 0 ]; then
+    echo "[$tag] processes of $dir still running after stop: ${left[*]}; killing them" >&2
+    kill -KILL "${left[@]}" 2>/dev/null || true
+  fi
+}

@@ -15,6 +15,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd -P)"
 cd "$ROOT"
 T0=$(date +%s)
+# shellcheck source=lib.sh
+. "$ROOT/scripts/lib.sh"   # kill_leftovers
 step() { echo "[pg-switchover +$(( $(date +%s) - T0 ))s] $*"; }
 for tool in python3 psql ss curl; do
   command -v "$tool" >/dev/null || { echo "[pg-switchover] ERROR: $tool is missing" >&2; exit 2; }
@@ -29,19 +31,7 @@ cleanup() {
   step "stopping the stack"
   KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" ./start.sh stop >"$RUN_DIR/stop.log" 2>&1 ||
     echo "[pg-switchover] start.sh stop reported a problem (see $RUN_DIR/stop.log)" >&2
-  local p left=()
-  for p in /proc/[0-9]*; do   # only processes working in, or naming, this private folder
-    p="${p#/proc/}"
-    [ "$p" = $$ ] && continue
-    if [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$RUN_DIR"* ]] ||
-       tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "$RUN_DIR"; then
-      left+=("$p")
-    fi
-  done
-  if [ ${#left[@]} -gt 0 ]; then
-    echo "[pg-switchover] processes of $RUN_DIR still running after stop: ${left[*]}; killing them" >&2
-    kill -KILL "${left[@]}" 2>/dev/null || true
-  fi
+  kill_leftovers "$RUN_DIR" pg-switchover   # processes a fault orphaned (e.g. the workers of a killed nginx master)
   if [ "${KVMESH_FAULTS_KEEP:-0}" = 1 ] || { [ $rc != 0 ] && [ -n "${CI:-}" ]; }; then
     step "run folder kept: $RUN_DIR"
   else

@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
 import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from api import Api  # noqa: E402
 from context import CONFIGS, Ctx, Phase  # noqa: E402
 from faults import schedule  # noqa: E402
-from history import History  # noqa: E402
-from load import Load  # noqa: E402
 from report import git_commit, machine, text_table, verdict, write_doc, write_json  # noqa: E402
 from stack import Stack, wait_until  # noqa: E402
 from verify import Verifier  # noqa: E402
@@ -86,14 +82,8 @@ def main() -> int:
 
     cfg = CONFIGS[args.mode]
     stack = Stack(args.root, args.run_dir)
-    run_id = time.strftime("%H%M%S") + f"{random.randrange(36 ** 3):03x}"
-    prefix = f"fx/{run_id}/"
-    keys = [f"{prefix}k{i:03d}" for i in range(cfg.keys)]
-    history = History()
-    api = Api(stack.http_port)
-    load = Load(api, history, run_id, keys, writers=cfg.writers, readers=cfg.readers, write_rate=cfg.write_rate,
-                read_rate=cfg.read_rate, probe_key=prefix + "probe")
-    ctx = Ctx(cfg, stack, api, history, load, run_id, prefix)
+    ctx = Ctx.new_run(cfg, stack, "fx")
+    run_id, prefix, load = ctx.run_id, ctx.prefix, ctx.load
     verifier = Verifier(ctx)
     faults = schedule(args.mode, [f for f in args.only.split(",") if f])
     step(f"{args.mode} mode: {len(faults)} faults ({', '.join(f.id for f in faults)}); keys under {prefix}; "

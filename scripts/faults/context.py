@@ -2,6 +2,7 @@
 phase it runs in, and the one way to wait for recovery (the part back and the API serving, nobody acting)."""
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -83,6 +84,19 @@ class Ctx:
     prefix: str                                             # every key of this run starts with it
     redis_up: list[float] = field(default_factory=list)     # moments Redis accepted connections after a restart
     killed_nodes: list[str] = field(default_factory=list)  # RabbitMQ nodes killed so far (cluster mode)
+
+    @classmethod
+    def new_run(cls, cfg: Config, stack: Stack, namespace: str) -> Ctx:
+        """A run's context: a fresh run id, its keys under NAMESPACE/<run id>/, an empty history, the API client
+        (through nginx) and the load, not yet started."""
+        run_id = time.strftime("%H%M%S") + f"{random.randrange(36 ** 3):03x}"
+        prefix = f"{namespace}/{run_id}/"
+        keys = [f"{prefix}k{i:03d}" for i in range(cfg.keys)]
+        history = History()
+        api = Api(stack.http_port)
+        load = Load(api, history, run_id, keys, writers=cfg.writers, readers=cfg.readers, write_rate=cfg.write_rate,
+                    read_rate=cfg.read_rate, probe_key=prefix + "probe")
+        return cls(cfg, stack, api, history, load, run_id, prefix)
 
     def sleep(self, seconds: float) -> None:
         self.load.control.sleep(seconds)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -23,10 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from api import Api  # noqa: E402
 from context import CONFIGS, Ctx, Phase  # noqa: E402
-from history import History  # noqa: E402
-from load import Load  # noqa: E402
 from report import git_commit, machine, verdict, write_json  # noqa: E402
 from stack import Stack, _read_pid_file, pid_alive, port_open, wait_until  # noqa: E402
 from verify import Verifier  # noqa: E402
@@ -140,14 +136,8 @@ def main() -> int:
     if not standby_port:
         print("[pg-switchover] ERROR: the stack has no PostgreSQL standby (KVMESH_PG_STANDBY=1)", file=sys.stderr)
         return 2
-    run_id = time.strftime("%H%M%S") + f"{random.randrange(36 ** 3):03x}"
-    prefix = f"pgsw/{run_id}/"
-    keys = [f"{prefix}k{i:03d}" for i in range(cfg.keys)]
-    history = History()
-    api = Api(stack.http_port)
-    load = Load(api, history, run_id, keys, writers=cfg.writers, readers=cfg.readers, write_rate=cfg.write_rate,
-                read_rate=cfg.read_rate, probe_key=prefix + "probe")
-    ctx = Ctx(cfg, stack, api, history, load, run_id, prefix)
+    ctx = Ctx.new_run(cfg, stack, "pgsw")
+    run_id, prefix, history, load = ctx.run_id, ctx.prefix, ctx.history, ctx.load
     verifier = Verifier(ctx)
     load_start = load_average()
     ph = Phase("pg-switchover", "PostgreSQL switchover: primary stopped, standby promoted", "stop",
