@@ -825,7 +825,8 @@ cmd_restart_native() {
   lock_run_dir
   load_stack_env || die "the stack is not running"
   supervisor_running || die "the stack is not running (no supervisord for $RUN_DIR)"
-  all_parts | grep -qx -- "$part" ||
+  # not `all_parts | grep -q`: grep leaves at the first match, and with pipefail the writer's SIGPIPE fails the test
+  grep -qx -- "$part" <<<"$(all_parts)" ||
     die "usage: ./start.sh restart PART (one of: $(all_parts | tr '\n' ' '))"
   say "restarting $part"
   WAIT_T0=$(now_ms)

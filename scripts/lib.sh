@@ -44,7 +44,7 @@ kill_leftovers() {
     p="${p#/proc/}"
     [ "$p" = $$ ] && continue
     if [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$dir"* ]] ||
-       tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "$dir"; then
+       grep -qF -- "$dir" <<<"$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline")"; then
       left+=("$p")
     fi
   done

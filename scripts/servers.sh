@@ -158,7 +158,7 @@ free_ports() {
       [ $tries -gt 1000 ] && return 1
       case " ${out[*]} " in *" $p "*) continue ;; esac
       port_open "$p" && continue
-      if command -v ss >/dev/null && ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then continue; fi
+      if command -v ss >/dev/null && [ -n "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then continue; fi
       out+=("$p")
     done
     echo "${out[*]}"
@@ -841,7 +841,7 @@ rmq_wait() {
   [ "${RMQ_ALREADY:-0}" = 1 ] && return 0
   local end=$(( $(now_ms) + START_TIMEOUT * 1000 )) logf="$LOGS/rabbitmq/$RABBIT_NODE.log"
   while :; do
-    if port_open "$AMQP_PORT" && tail -c +$((RMQ_LOG_OFFSET + 1)) "$logf" 2>/dev/null | grep -q 'Server startup complete'; then
+    if port_open "$AMQP_PORT" && grep -q 'Server startup complete' < <(tail -c +$((RMQ_LOG_OFFSET + 1)) "$logf" 2>/dev/null); then
       break
     fi
     if ! pid_alive "$RMQ_LAUNCHER"; then
