@@ -129,15 +129,7 @@ def main() -> int:
     step("final drain and checks over the whole run")
     final = Phase("total", "all phases, after the final drain", "total", t_start=started)
     drained, drain_s, missing = verifier.drain(cfg.drain_s)
-    left: dict[str, int] = {}
-
-    def queues_empty() -> bool:
-        left.clear()
-        left.update({q: n for q, n in stack.queue_depths().items() if n and ".ops." in q})
-        return not left
-    empty = wait_until(queues_empty, 30, 1.0)
-    final.check("queues empty, nothing dead-lettered", empty,
-                ", ".join(f"{q}: {n}" for q, n in left.items()) or ("" if empty else "rabbitmqctl did not answer"))
+    final.check("queues empty, nothing dead-lettered", *stack.wait_ops_queues_empty())
     final.t_end = time.time()
     res = verifier.verify(final, started, final.t_end)
     res["unavailable_s"] = None

@@ -184,14 +184,7 @@ def main() -> int:
 
     step("drain and verification against the new primary")
     drained, drain_s, missing = verifier.drain(cfg.drain_s)
-    left: dict[str, int] = {}
-
-    def queues_empty() -> bool:
-        left.clear()
-        left.update({q: n for q, n in stack.queue_depths().items() if n and ".ops." in q})
-        return not left
-    empty = wait_until(queues_empty, 30, 1.0)
-    ph.check("queues empty, nothing dead-lettered", empty, ", ".join(f"{q}: {n}" for q, n in left.items()))
+    ph.check("queues empty, nothing dead-lettered", *stack.wait_ops_queues_empty())
     res = verifier.verify(ph, ph.t_start, ph.t_end)
     gap, _, after = apply_pause(verifier, ph.t_inject)
     figures["apply_pause_s"] = round(gap, 2)

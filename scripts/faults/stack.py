@@ -413,6 +413,18 @@ class Stack:
                 depths[words[0]] = int(words[1])
         return depths
 
+    def wait_ops_queues_empty(self, timeout_s: float = 30) -> tuple[bool, str]:
+        """Waits (bounded) until no operation queue (partition or dead-letter: names with ".ops.") holds a message;
+        returns whether that happened and, if not, what was left ("queue: n, ...")."""
+        left: dict[str, int] = {}
+
+        def empty() -> bool:
+            left.clear()
+            left.update({q: n for q, n in self.queue_depths().items() if n and ".ops." in q})
+            return not left
+        ok = wait_until(empty, timeout_s, 1.0)
+        return ok, ", ".join(f"{q}: {n}" for q, n in left.items()) or ("" if ok else "rabbitmqctl did not answer")
+
     # ------------------------------------------------------------------ PostgreSQL (psql) and Redis (RESP)
 
     def psql(self, sql: str, timeout: float = 60) -> list[list[str]]:
