@@ -15,7 +15,7 @@ from typing import Callable
 
 from context import Ctx, Phase
 from stack import wait_until
-from probes import cold_put, cold_read, request_id_reuse, slow_watcher
+from probes import cold_put, cold_read, request_id_reuse, request_id_reuse_redis_lost, slow_watcher
 
 
 @dataclass(frozen=True)
@@ -274,6 +274,8 @@ SCHEDULE = [
           quick=True),
     Fault("slow-watcher", "a Watch client that never reads, 256 KB values", "probe", slow_watcher, quick=True),
     Fault("request-id-reuse", "request id reused for another request", "probe", request_id_reuse, quick=True),
+    Fault("request-id-reuse-redis-lost", "request id reused on another partition after Redis lost everything, "
+          "the first write still queued", "probe", request_id_reuse_redis_lost, quick=True),
 ]
 
 

@@ -3,7 +3,8 @@
 - cold keys: written SYNC before and during a Redis fault and then left alone, read back after Redis returns, so a
   cache that comes back holding an older version is seen whatever the load does (issue 9, bug 4);
 - a slow Watch client that never reads while large values are written under its prefix (bug 2);
-- a request id reused for a different request (bug 1).
+- a request id reused for a different request (bug 1), also after Redis lost everything while the first write was
+  still queued, on a key of another partition (issue 17: the first, acknowledged write was once the one lost).
 """
 from __future__ import annotations
 
@@ -256,4 +257,66 @@ def request_id_reuse(ctx: Ctx, ph: Phase) -> None:
         if got != want:
             wrong.append(f"{name}: {got if got is not None else 'absent'} (expected {want or 'absent'})")
     ph.check("reused ids changed nothing", not wrong, "; ".join(wrong))
+    ph.recovered, ph.recovery_s = None, None
+
+
+# ---------------------------------------------------------------------- request id reuse, Redis emptied in between
+
+def _crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), as java.util.zip.CRC32C: the partition function's hash (kv-core Partitioner)."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def partition_of(key: str, partitions: int) -> int:
+    return _crc32c(key.encode("utf-8")) % partitions
+
+
+def request_id_reuse_redis_lost(ctx: Ctx, ph: Phase) -> None:
+    """The case that lost an acknowledged write (issue 17): the consumers stopped, a write with request id R
+    acknowledged (queued), Redis emptied (FLUSHALL: a restart without its data), then another write with the same R
+    to a key of another partition. The second must be refused (4xx REQUEST_ID_REUSED) and the first applied once
+    the consumers are back: never acknowledged-and-skipped, never costing the first its place."""
+    stack, api, h = ctx.stack, ctx.api, ctx.history
+    partitions = int(os.environ.get("KVMESH_PARTITIONS", "8"))
+    base = f"{ctx.prefix}rid-lost/"
+    key_a = base + "a"
+    key_b = next(base + f"b{i}" for i in range(1000)
+                 if partition_of(base + f"b{i}", partitions) != partition_of(key_a, partitions))
+    consumers = [p for p in stack.parts() if p.startswith("kv-consumer-")]
+    rid = f"{ctx.run_id}-reuse-lost"
+    ph.t_inject = time.time()
+    for c in consumers:
+        ph.note(stack.stop_server(c))
+    first = second = None
+    try:
+        first = write_once(api, h, key=key_a, kind="PUT", value="first", rid=rid, mode="ASYNC", family="kv",
+                           source="reuse")
+        ph.check("first write acknowledged while nothing applies", first.outcome == "acked"
+                 and first.status == "queued", f"{first.outcome} {first.status} {first.op_id}")
+        ph.note(f"Redis FLUSHALL: {stack.redis('FLUSHALL')}")
+        second = write_once(api, h, key=key_b, kind="PUT", value="second", rid=rid, mode="ASYNC", family="kv",
+                            source="reuse")
+        ph.check("same id, other partition, Redis emptied: refused 4xx", second.outcome == "failed"
+                 and second.status[:1] == "4", f"{second.outcome} {second.status} {second.op_id or ''} "
+                 f"(partitions {partition_of(key_a, partitions)} and {partition_of(key_b, partitions)})")
+    finally:
+        for c in consumers:
+            ph.note(stack.start_server(c))
+    if not ctx.await_recovery(ph, None, time.time()):
+        ph.note("the API did not serve again after the consumers started")
+    ok, left = stack.wait_ops_queues_empty(60)
+    ph.note("operation queues drained" if ok else f"operation queues not drained: {left}")
+    got_a, got_b = api.get(key_a), api.get(key_b)
+    value_a = (got_a.body or {}).get("data", {}).get("value") if got_a.status == 200 else None
+    ph.check("the first write applied", value_a == "first", f"GET {key_a}: HTTP {got_a.status} {value_a!r}")
+    ph.check("the second write absent", got_b.status == 404, f"GET {key_b}: HTTP {got_b.status}")
+    if first is not None and first.op_id:
+        op = api.operation(first.op_id)
+        state = (op.body or {}).get("data", {}).get("state")
+        ph.check("the first operation APPLIED", state == "APPLIED", f"GetOperation {first.op_id}: {op.status} {state}")
     ph.recovered, ph.recovery_s = None, None

@@ -1,6 +1,7 @@
 package io.kvmesh.it;
 
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.kvmesh.api.v1.GetRequest;
 import io.kvmesh.api.v1.GetResponse;
 import io.kvmesh.api.v1.PutRequest;
@@ -17,6 +18,7 @@ import java.time.Duration;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** Redis and PostgreSQL really stopped and started again (same port, same data) while the stack runs. */
 class OutageIT {
@@ -151,6 +153,11 @@ class OutageIT {
         TestServers.ctl("postgres", "stop");
         put("while-pg-down", "1");
         put("while-pg-down", "2");
+        // a client request id must be recorded before its write is queued: refused, retryable, nothing queued
+        StatusRuntimeException refused = assertThrows(StatusRuntimeException.class, () -> stack.client(0).put(
+                PutRequest.newBuilder().setKey("while-pg-down").setValue("3").setRequestId("pg-down-1").build()));
+        assertThat(refused.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+        assertThat(refused.getStatus().getDescription()).contains("request id");
         long retriesBefore = stack.consumer(0).retryCount();
         // the consumer holds the batch and retries; nothing is acked or dead-lettered meanwhile
         await().atMost(Duration.ofSeconds(20)).until(() -> stack.consumer(0).retryCount() > retriesBefore + 1);

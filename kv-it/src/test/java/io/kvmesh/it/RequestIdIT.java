@@ -14,6 +14,7 @@ import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.api.v1.PutResponse;
 import io.kvmesh.api.v1.WriteMode;
 import io.kvmesh.consumer.apply.AfterCommit;
+import io.kvmesh.core.queue.Partitioner;
 import io.kvmesh.core.store.OplogRow;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -100,6 +101,76 @@ class RequestIdIT {
         List<OplogRow> log = stack.store.inTransaction(dao -> dao.operationsOfKey("pend/a"));
         assertThat(log).hasSize(1);
         assertThat(stack.store.find("pend/b")).isEmpty();
+    }
+
+    /**
+     * The case that lost an acknowledged write: the first write queued (consumers stopped), Redis loses everything
+     * (a restart without its data), the same request id on a key of another partition. The second is refused before
+     * it is published, and the first applies.
+     */
+    @Test
+    void reusedOnAnotherPartition_afterRedisLostItsData_whileTheFirstIsQueued_isRefused_andTheFirstApplies()
+            throws Exception {
+        Partitioner partitions = new Partitioner(stack.iso.amqp().partitions());
+        String a = "lost/a";
+        String b = java.util.stream.IntStream.range(0, 1000).mapToObj(i -> "lost/b" + i)
+                .filter(k -> partitions.partitionOf(k) != partitions.partitionOf(a)).findFirst().orElseThrow();
+        stack.stopConsumers();
+        PutResponse first;
+        try {
+            first = stack.client(0).put(put(a, "first", "shared-id-3"));
+            assertThat(first.getStatus()).isEqualTo("queued");
+            flushRedis();
+            refused(() -> stack.client(1).put(put(b, "second", "shared-id-3")));
+            refused(() -> stack.client(0).put(put(b, "second", "shared-id-3").toBuilder().setMode(WriteMode.SYNC)
+                    .build()));
+        } finally {
+            stack.addConsumer(AfterCommit.NONE);
+        }
+        await().atMost(Duration.ofSeconds(15)).until(() -> stack.store.find(a).isPresent());
+        await().atMost(Duration.ofSeconds(5)).until(() -> stack.readyMessages() == 0);
+        assertThat(stack.store.find(a).orElseThrow().value()).isEqualTo("first");
+        List<OplogRow> logA = stack.store.inTransaction(dao -> dao.operationsOfKey(a));
+        assertThat(logA).extracting(OplogRow::id).containsExactly(first.getOperationId());
+        assertThat(stack.store.find(b)).isEmpty();
+        List<OplogRow> logB = stack.store.inTransaction(dao -> dao.operationsOfKey(b));
+        assertThat(logB).isEmpty();
+    }
+
+    /** Envoy retries a write on another replica with the same edge request header: one operation, applied once. */
+    @Test
+    void withoutRequestId_envoysRetryOnAnotherReplica_isTheSameOperation_appliedOnce() {
+        Metadata headers = new Metadata();
+        headers.put(Metadata.Key.of("x-kvmesh-edge-request", Metadata.ASCII_STRING_MARSHALLER),
+                "0d1b3c7e-edge;" + System.currentTimeMillis());
+        PutRequest request = PutRequest.newBuilder().setKey("edge/k").setValue("v").setMode(WriteMode.SYNC).build();
+        PutResponse first = stack.client(0).withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers))
+                .put(request);
+        PutResponse retry = stack.client(1).withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers))
+                .put(request);
+        assertThat(retry.getOperationId()).isEqualTo(first.getOperationId());
+        assertThat(retry.getVersion()).isEqualTo(first.getVersion()).isEqualTo(1);
+        // another request through Envoy (another edge id), same content: a write of its own
+        Metadata other = new Metadata();
+        other.put(Metadata.Key.of("x-kvmesh-edge-request", Metadata.ASCII_STRING_MARSHALLER),
+                "5e2a9f10-edge;" + System.currentTimeMillis());
+        PutResponse second = stack.client(0).withInterceptors(MetadataUtils.newAttachHeadersInterceptor(other))
+                .put(request);
+        assertThat(second.getOperationId()).isNotEqualTo(first.getOperationId());
+        assertThat(second.getVersion()).isEqualTo(2);
+        List<OplogRow> log = stack.store.inTransaction(dao -> dao.operationsOfKey("edge/k"));
+        assertThat(log).hasSize(2);
+        // nothing was recorded for them: the edge id is not a client's idempotency key
+        assertThat(stack.store.requestIdRecorded(first.getOperationId())).isFalse();
+    }
+
+    private static void flushRedis() {
+        io.lettuce.core.RedisClient client = io.lettuce.core.RedisClient.create(stack.iso.redis().uri());
+        try (var connection = client.connect()) {
+            assertThat(connection.sync().flushall()).isEqualTo("OK");
+        } finally {
+            client.shutdown();
+        }
     }
 
     @Test

@@ -123,8 +123,7 @@ public final class KvServiceServer {
         KeyValueService service = new KeyValueService(
                 new ReadPath(cache, store, dbExecutor, clock, config.pendingMarkTtl(), config.limits().maxPageBytes(),
                         meters),
-                new WritePath(publisher, waiters, new RequestIdCheck(cache, store, dbExecutor, config.pendingMarkTtl(),
-                        meters), clock, meters),
+                new WritePath(publisher, waiters, new RequestIdCheck(store, dbExecutor, meters), clock, meters),
                 watchHub,
                 new Validator(config.limits()),
                 config.syncTimeout());

@@ -82,9 +82,6 @@ final class BatchCommitter {
             }
             afterCommit.committed(ops);
             cache.update(result.changed());
-            // only operations with a request id have a pending mark (the others' ids carry their accept time)
-            cache.clearPending(ops.stream().filter(op -> !op.getRequestId().isEmpty()).map(Operation::getId)
-                    .toList());
             publish(units.getLast().channel(), result.events());
             if (ack) {
                 Acks.ackAll(units);

@@ -3,14 +3,10 @@ package io.kvmesh.consumer.apply;
 import io.kvmesh.core.model.Entry;
 
 import java.util.Collection;
-import java.util.List;
 
 /** Where committed states go after the transaction: the Redis cache ({@link CacheUpdater}; a fake in unit tests). */
 public interface CacheSink {
 
     /** Writes the keys' new states; never throws (what cannot be written now is retried later). */
     void update(Collection<Entry> states);
-
-    /** Drops the pending marks of operations now recorded in the operation log; best effort. */
-    void clearPending(List<String> operationIds);
 }

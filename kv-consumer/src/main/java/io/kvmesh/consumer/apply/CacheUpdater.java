@@ -64,12 +64,6 @@ public final class CacheUpdater implements CacheSink, AutoCloseable {
         }
     }
 
-    /** Drops the pending marks of operations now recorded in the operation log; best effort, never waited for. */
-    @Override
-    public void clearPending(List<String> operationIds) {
-        cache.clearPending(operationIds).exceptionally(e -> 0L);
-    }
-
     /** How many keys wait for the cache to come back. */
     public int backlogSize() {
         return backlog.size();

@@ -59,8 +59,10 @@ public final class ExpirySweeper implements Runnable {
             } while (expired == BATCH);
             Instant before = clock.instant().minus(oplogRetention);
             int forgotten = store.inTransaction(dao -> dao.deleteOplogBefore(before, 10_000));
-            if (forgotten > 0) {
-                log.info("forgot {} operation log rows older than {}", forgotten, oplogRetention);
+            int ids = store.inTransaction(dao -> dao.deleteRequestIdsBefore(before, 10_000));
+            if (forgotten > 0 || ids > 0) {
+                log.info("forgot {} operation log rows and {} request ids older than {}", forgotten, ids,
+                        oplogRetention);
             }
         } catch (RuntimeException e) {
             log.warn("expiry sweep failed, retrying on the next tick: {}", e.toString());

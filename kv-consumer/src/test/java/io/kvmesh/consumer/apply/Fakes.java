@@ -132,10 +132,6 @@ final class Fakes {
         public void update(Collection<Entry> states) {
             states.forEach(e -> written.add(e.key()));
         }
-
-        @Override
-        public void clearPending(List<String> operationIds) {
-        }
     }
 
     static final class DeadLetters implements DeadLetterSink {

@@ -9,7 +9,6 @@ import io.lettuce.core.RedisConnectionException;
 import io.lettuce.core.RedisNoScriptException;
 import io.lettuce.core.RedisURI;
 import io.lettuce.core.ScriptOutputType;
-import io.lettuce.core.SetArgs;
 import io.lettuce.core.SocketOptions;
 import io.lettuce.core.TimeoutOptions;
 import io.lettuce.core.api.StatefulRedisConnection;
@@ -236,51 +235,12 @@ public final class KvCache implements AutoCloseable {
         return call(s -> s.redis().del(s.entryPrefix() + key).toCompletableFuture());
     }
 
-    /**
-     * Claims an operation id for a request with this fingerprint, and marks the operation accepted-but-not-applied
-     * (for operation status lookups) for {@code ttl}: sets the mark unless one exists, atomically (SET NX GET).
-     * Completes with the fingerprint already there, or empty when this call set it.
-     */
-    public CompletableFuture<Optional<String>> claim(String operationId, String requestHash, Duration ttl) {
-        return call(s -> s.redis().setGet(pendingKey(operationId), requestHash, SetArgs.Builder.nx().px(ttl.toMillis()))
-                .toCompletableFuture().orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS)
-                .thenApply(Optional::ofNullable));
-    }
-
-    /** Sets an operation's mark to this fingerprint whatever it held (after the operation log proved it). */
-    public CompletableFuture<String> setClaim(String operationId, String requestHash, Duration ttl) {
-        return call(s -> s.redis().psetex(pendingKey(operationId), ttl.toMillis(), requestHash).toCompletableFuture());
-    }
-
-    /** Whether an operation is marked accepted-but-not-applied. */
-    public CompletableFuture<Boolean> isPending(String operationId) {
-        return call(s -> s.redis().exists(pendingKey(operationId)).toCompletableFuture()
-                .orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS).thenApply(n -> n > 0));
-    }
-
-    /** Removes the pending marks of applied operations (best effort: the marks expire anyway). */
-    public CompletableFuture<Long> clearPending(java.util.Collection<String> operationIds) {
-        if (operationIds.isEmpty()) {
-            return CompletableFuture.completedFuture(0L);
-        }
-        return call(s -> s.redis().del(operationIds.stream().map(this::pendingKey).toArray(String[]::new))
-                .toCompletableFuture());
-    }
-
     private <T> CompletableFuture<T> call(java.util.function.Function<Session, CompletableFuture<T>> command) {
         try {
             return command.apply(current());
         } catch (RuntimeException e) {
             return CompletableFuture.failedFuture(e);
         }
-    }
-
-    /**
-     * Entries live under {@code <prefix>v:<redis run>:<key>}, operation marks under {@code <prefix>o:<id>}: they never
-     * collide. Marks are not tied to a Redis run: a mark restored from a dump still names a real request.
-     */
-    private String pendingKey(String operationId) {
-        return config.keyPrefix() + "o:" + operationId;
     }
 
     private static Throwable unwrap(Throwable e) {

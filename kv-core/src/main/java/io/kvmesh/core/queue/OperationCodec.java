@@ -56,15 +56,37 @@ public final class OperationCodec {
     }
 
     /**
-     * The operation id: derived from the request id when there is one, so every retry of a request carries the same
-     * id and the applier's de-duplication applies it once; otherwise time-ordered (a version 7 UUID: the accept time
-     * in its first 48 bits, then 74 random bits), so the id itself says when it was accepted and operation status can
-     * tell PENDING from unknown without a per-write mark.
+     * The operation id of a write with a client request id: derived from the id and the request's fingerprint, so
+     * every retry of the request carries the same operation id (the applier applies it once), and a different request
+     * under the same id has an operation id of its own (it can never be taken for a redelivery of the first and
+     * skipped; the replicas refuse it before the publish, see {@code kv_request_id}).
      */
-    public static String operationId(String requestId, long acceptMillis) {
-        if (requestId != null && !requestId.isEmpty()) {
-            return UUID.nameUUIDFromBytes(("kvmesh-request:" + requestId).getBytes(StandardCharsets.UTF_8)).toString();
-        }
+    public static String requestOperationId(String requestId, String requestHash) {
+        return UUID.nameUUIDFromBytes(("kvmesh-request:" + requestId + "\n" + requestHash)
+                .getBytes(StandardCharsets.UTF_8)).toString();
+    }
+
+    /**
+     * The operation id of a write that came through Envoy without a client request id: time-ordered like
+     * {@link #newOperationId}, with Envoy's receive time of the request in the time bits and the rest from Envoy's
+     * id of the request and the request's fingerprint. Envoy sends the same two values with each of its retries (to
+     * another replica, after a reset or UNAVAILABLE), so a retried write carries the same operation id and the
+     * applier's exactly-once on operation ids applies it once; nothing is read or claimed before the publish.
+     */
+    public static String edgeOperationId(String edgeRequestId, long edgeStartMillis, String requestHash) {
+        UUID named = UUID.nameUUIDFromBytes(("kvmesh-edge:" + edgeRequestId + "\n" + requestHash)
+                .getBytes(StandardCharsets.UTF_8));
+        long msb = (edgeStartMillis << 16) | 0x7000L | (named.getMostSignificantBits() & 0x0FFF);
+        long lsb = (named.getLeastSignificantBits() & 0x3FFF_FFFF_FFFF_FFFFL) | 0x8000_0000_0000_0000L;
+        return new UUID(msb, lsb).toString();
+    }
+
+    /**
+     * A fresh operation id: time-ordered (a version 7 UUID: the accept time in its first 48 bits, then 74 random
+     * bits), so the id itself says when it was accepted and operation status can tell PENDING from unknown without a
+     * per-write record.
+     */
+    public static String newOperationId(long acceptMillis) {
         ThreadLocalRandom random = ThreadLocalRandom.current();
         long msb = (acceptMillis << 16) | 0x7000L | (random.nextInt() & 0x0FFF);
         long lsb = (random.nextLong() & 0x3FFF_FFFF_FFFF_FFFFL) | 0x8000_0000_0000_0000L;

@@ -12,7 +12,7 @@ import java.util.Collection;
 import java.util.List;
 import java.util.Optional;
 
-/** The SQL of the {@code kv} and {@code kv_oplog} tables, one method per statement. */
+/** The SQL of the {@code kv}, {@code kv_oplog} and {@code kv_request_id} tables, one method per statement. */
 @RegisterConstructorMapper(Entry.class)
 public interface KvDao {
 
@@ -93,6 +93,33 @@ public interface KvDao {
             + " apply_time) VALUES (:id, :key, :kind, :version, :outcome, :reason, :requestId, :requestHash,"
             + " :acceptTime, :applyTime)")
     void insertOplog(@BindMethods Collection<OplogRow> rows);
+
+    /**
+     * Records the first use of each of these request ids; ids already held are left as they are (also when the same
+     * id comes twice in one call: the first wins). Arrays keep one prepared statement for every batch size; the
+     * accept times travel as ISO-8601 text (an array of timestamps has no binding of its own).
+     */
+    @SqlUpdate("INSERT INTO kv_request_id (request_id, operation_id, request_hash, key, kind, accept_time)"
+            + " SELECT * FROM unnest(:requestIds, :operationIds, :hashes, :keys, :kinds, :acceptTimes::timestamptz[])"
+            + " ON CONFLICT (request_id) DO NOTHING")
+    int claimRequestIds(@Bind("requestIds") String[] requestIds, @Bind("operationIds") String[] operationIds,
+                        @Bind("hashes") String[] hashes, @Bind("keys") String[] keys, @Bind("kinds") String[] kinds,
+                        @Bind("acceptTimes") String[] acceptTimes);
+
+    /** The requests that hold these request ids. */
+    @SqlQuery("SELECT request_id AS requestId, operation_id AS operationId, request_hash AS requestHash, key, kind,"
+            + " accept_time AS acceptTime FROM kv_request_id WHERE request_id = ANY(:ids)")
+    @RegisterConstructorMapper(RequestIdRow.class)
+    List<RequestIdRow> requestIdHolders(@Bind("ids") String[] ids);
+
+    /** Whether an operation's request id was recorded (it was accepted; its log row says whether it applied). */
+    @SqlQuery("SELECT EXISTS (SELECT 1 FROM kv_request_id WHERE operation_id = :id)")
+    boolean requestIdRecorded(@Bind("id") String operationId);
+
+    /** Forgets request ids older than the operation log's retention (the id may then be used again). */
+    @SqlUpdate("DELETE FROM kv_request_id WHERE request_id IN (SELECT request_id FROM kv_request_id"
+            + " WHERE accept_time < :before LIMIT :limit)")
+    int deleteRequestIdsBefore(@Bind("before") java.time.Instant before, @Bind("limit") int limit);
 
     @SqlQuery("SELECT " + OPLOG_COLUMNS + " FROM kv_oplog WHERE id = :id")
     @RegisterConstructorMapper(OplogRow.class)

@@ -8,7 +8,9 @@ import org.jdbi.v3.core.Jdbi;
 import java.sql.SQLException;
 import java.sql.SQLTransientException;
 import java.util.Collection;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.function.Function;
 
@@ -53,6 +55,45 @@ public final class KvStore {
     /** The log rows of those of {@code ids} that were applied or rejected, in one query. */
     public List<OplogRow> findOperations(Collection<String> ids) {
         return call(() -> jdbi.withExtension(KvDao.class, dao -> dao.knownOperations(ids.toArray(String[]::new))));
+    }
+
+    /**
+     * Records the first use of each request id in {@code claims} (one transaction for all of them) and returns the
+     * request that holds each id afterwards: the claim itself when the id was new or held by the same operation,
+     * else the request that had it first.
+     */
+    public Map<String, RequestIdRow> claimRequestIds(List<RequestIdRow> claims) {
+        int n = claims.size();
+        String[] ids = new String[n];
+        String[] ops = new String[n];
+        String[] hashes = new String[n];
+        String[] keys = new String[n];
+        String[] kinds = new String[n];
+        String[] times = new String[n];
+        for (int i = 0; i < n; i++) {
+            RequestIdRow c = claims.get(i);
+            ids[i] = c.requestId();
+            ops[i] = c.operationId();
+            hashes[i] = c.requestHash();
+            keys[i] = c.key();
+            kinds[i] = c.kind().name();
+            times[i] = c.acceptTime().toString();
+        }
+        return call(() -> jdbi.inTransaction(handle -> {
+            KvDao dao = handle.attach(KvDao.class);
+            dao.claimRequestIds(ids, ops, hashes, keys, kinds, times);
+            // a new statement, so a new snapshot: it sees ids that a concurrent claim committed while ours waited
+            Map<String, RequestIdRow> holders = new HashMap<>();
+            for (RequestIdRow row : dao.requestIdHolders(ids)) {
+                holders.put(row.requestId(), row);
+            }
+            return holders;
+        }));
+    }
+
+    /** Whether an operation's request id was recorded (so the operation was accepted at some point). */
+    public boolean requestIdRecorded(String operationId) {
+        return call(() -> jdbi.withExtension(KvDao.class, dao -> dao.requestIdRecorded(operationId)));
     }
 
     /**

@@ -23,20 +23,33 @@ class PartitionerTest {
     }
 
     @Test
-    void operationId_isDerivedFromRequestId() {
-        assertThat(OperationCodec.operationId("r-1", 1)).isEqualTo(OperationCodec.operationId("r-1", 2));
-        assertThat(OperationCodec.operationId("r-1", 1)).isNotEqualTo(OperationCodec.operationId("r-2", 1));
-        assertThat(OperationCodec.operationId("", 1)).isNotEqualTo(OperationCodec.operationId("", 1));
+    void requestOperationId_isTheSameForARetry_andDiffersForAnotherRequestUnderTheSameId() {
+        assertThat(OperationCodec.requestOperationId("r-1", "h1")).isEqualTo(OperationCodec.requestOperationId("r-1", "h1"));
+        assertThat(OperationCodec.requestOperationId("r-1", "h1")).isNotEqualTo(OperationCodec.requestOperationId("r-2", "h1"));
+        // the case that lost an acknowledged write: one id, two different writes, once one shared operation id
+        assertThat(OperationCodec.requestOperationId("r-1", "h1")).isNotEqualTo(OperationCodec.requestOperationId("r-1", "h2"));
+        assertThat(OperationCodec.acceptMillis(OperationCodec.requestOperationId("r-1", "h1"))).isEmpty();
     }
 
     @Test
-    void operationIdWithoutRequestId_isTimeOrdered_andCarriesItsAcceptTime() {
+    void edgeOperationId_isTheSameForEnvoysRetries_andTimeOrdered() {
         long t = 1_764_000_000_123L;
-        String id = OperationCodec.operationId("", t);
+        String id = OperationCodec.edgeOperationId("envoy-rid", t, "h1");
+        assertThat(OperationCodec.edgeOperationId("envoy-rid", t, "h1")).isEqualTo(id);
+        assertThat(OperationCodec.edgeOperationId("envoy-rid2", t, "h1")).isNotEqualTo(id);
+        assertThat(OperationCodec.edgeOperationId("envoy-rid", t, "h2")).isNotEqualTo(id);
         assertThat(java.util.UUID.fromString(id).version()).isEqualTo(7);
         assertThat(OperationCodec.acceptMillis(id)).hasValue(t);
-        assertThat(OperationCodec.operationId("", t + 1)).isGreaterThan(id);
-        assertThat(OperationCodec.acceptMillis(OperationCodec.operationId("r-1", t))).isEmpty();
+    }
+
+    @Test
+    void newOperationId_isTimeOrdered_andCarriesItsAcceptTime() {
+        long t = 1_764_000_000_123L;
+        String id = OperationCodec.newOperationId(t);
+        assertThat(java.util.UUID.fromString(id).version()).isEqualTo(7);
+        assertThat(OperationCodec.acceptMillis(id)).hasValue(t);
+        assertThat(OperationCodec.newOperationId(t + 1)).isGreaterThan(id);
+        assertThat(OperationCodec.newOperationId(t)).isNotEqualTo(OperationCodec.newOperationId(t));
         assertThat(OperationCodec.acceptMillis("no-such-operation")).isEmpty();
     }
 }

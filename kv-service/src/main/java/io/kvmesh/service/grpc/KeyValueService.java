@@ -141,7 +141,7 @@ public final class KeyValueService extends KeyValueGrpc.KeyValueImplBase {
         Duration ttl = request.hasTtl() ? validator.ttl(request.getTtl().getSeconds(), request.getTtl().getNanos()) : null;
         boolean sync = checkMode(request.getMode());
         return new WriteRequest(key, value, RequestIdInterceptor.effective(request.getRequestId()), expected, ttl,
-                sync, syncWait());
+                sync, syncWait(), RequestIdInterceptor.edge());
     }
 
     private WriteRequest checkDeleteRequest(DeleteRequest request) {
@@ -153,7 +153,7 @@ public final class KeyValueService extends KeyValueGrpc.KeyValueImplBase {
         }
         boolean sync = checkMode(request.getMode());
         return new WriteRequest(request.getKey(), null, RequestIdInterceptor.effective(request.getRequestId()),
-                expected, null, sync, syncWait());
+                expected, null, sync, syncWait(), RequestIdInterceptor.edge());
     }
 
     private static boolean checkMode(WriteMode mode) {

@@ -48,8 +48,8 @@ public final class ServiceMeters {
         RETRY,
         /** the id named a different write: refused */
         REUSED,
-        /** neither Redis nor PostgreSQL could answer: the write goes ahead unchecked */
-        UNCHECKED
+        /** the database could not record the id: the write is refused as UNAVAILABLE (a retry is safe) */
+        UNAVAILABLE
     }
 
     /** How a SYNC write's wait for its apply ended. */

@@ -7,6 +7,7 @@ import io.kvmesh.core.model.Entry;
 import io.kvmesh.core.queue.OperationCodec;
 import io.kvmesh.core.store.ChangeRow;
 import io.kvmesh.core.store.KvStore;
+import io.kvmesh.core.store.OplogRow;
 import io.kvmesh.service.metrics.ServiceMeters;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -118,34 +119,29 @@ public final class ReadPath {
 
     /**
      * What became of an operation: from the operation log; else PENDING if its id is time-ordered and younger than
-     * the pending window, or (an operation with a request id) its Redis mark exists; else NOT_FOUND.
+     * the pending window, or (an operation with a client request id) its request id was recorded; else NOT_FOUND.
      */
     public CompletableFuture<OperationView> operation(String id) {
-        return CompletableFuture.supplyAsync(() -> store.findOperation(id), dbExecutor).thenCompose(row -> {
+        return CompletableFuture.supplyAsync(() -> {
+            Optional<OplogRow> row = store.findOperation(id);
             if (row.isPresent()) {
-                return CompletableFuture.completedFuture(OperationView.of(row.get()));
+                return OperationView.of(row.get());
             }
             OptionalLong accepted = OperationCodec.acceptMillis(id);
+            boolean pending;
             if (accepted.isPresent()) {
                 long age = clock.millis() - accepted.getAsLong();
-                if (age >= -CLOCK_SKEW_MILLIS && age <= pendingWindow.toMillis()) {
-                    return CompletableFuture.completedFuture(OperationView.pending(id));
-                }
+                pending = age >= -CLOCK_SKEW_MILLIS && age <= pendingWindow.toMillis();
+            } else {
+                // an id derived from a client request id: its first use was recorded before the publish
+                pending = store.requestIdRecorded(id);
+            }
+            if (!pending) {
                 throw new KvException(KvError.NOT_FOUND, "operation not found: " + id
                         + " (unknown, or older than the operation log's retention)");
             }
-            return cache.isPending(id).handle((pending, error) -> {
-                if (error != null) {
-                    throw new KvException(KvError.UNAVAILABLE,
-                            "cannot tell whether operation " + id + " is pending: the cache is unavailable", error);
-                }
-                if (!pending) {
-                    throw new KvException(KvError.NOT_FOUND, "operation not found: " + id
-                            + " (unknown, or older than the operation log's retention)");
-                }
-                return OperationView.pending(id);
-            });
-        });
+            return OperationView.pending(id);
+        }, dbExecutor);
     }
 
     /**

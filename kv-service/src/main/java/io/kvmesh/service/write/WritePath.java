@@ -42,18 +42,35 @@ public final class WritePath {
         if (request.ttl() != null && !request.ttl().isZero()) {
             op.setTtlMillis(request.ttl().toMillis());
         }
-        return write(op.setRequestHash(RequestHash.of(op)).build(), request);
+        return write(identify(op, request), request);
     }
 
     public CompletableFuture<WriteOutcome> delete(WriteRequest request) {
         Operation.Builder op = base(request).setKind(Operation.Kind.DELETE);
-        return write(op.setRequestHash(RequestHash.of(op)).build(), request);
+        return write(identify(op, request), request);
+    }
+
+    /**
+     * Fingerprints the operation and gives it its id: from the client's request id (a retry gets the same id, another
+     * request under that id another one), else from Envoy's name for the request (Envoy's retries get the same id),
+     * else a fresh time-ordered id.
+     */
+    private static Operation identify(Operation.Builder op, WriteRequest request) {
+        String hash = RequestHash.of(op);
+        String id;
+        if (!op.getRequestId().isEmpty()) {
+            id = OperationCodec.requestOperationId(op.getRequestId(), hash);
+        } else if (request.edge() != null) {
+            id = OperationCodec.edgeOperationId(request.edge().id(), request.edge().startMillis(), hash);
+        } else {
+            id = OperationCodec.newOperationId(Micros.toInstant(op.getAcceptTimeMicros()).toEpochMilli());
+        }
+        return op.setRequestHash(hash).setId(id).build();
     }
 
     private Operation.Builder base(WriteRequest request) {
         Instant now = clock.instant();
         Operation.Builder b = Operation.newBuilder()
-                .setId(OperationCodec.operationId(request.requestId(), now.toEpochMilli()))
                 .setKey(request.key())
                 .setRequestId(request.requestId() == null ? "" : request.requestId())
                 .setAcceptTimeMicros(Micros.of(now));
@@ -67,8 +84,7 @@ public final class WritePath {
         String id = op.getId();
         meters.writeAccepted(id);
         CompletableFuture<ChangeEvent> applied = request.sync() ? waiters.register(id) : null;
-        // the operation's mark is set (or its request id checked) before the publish, so the applier's clear of
-        // the mark comes after it
+        // a client request id is recorded before the publish: from then on it names this request only
         CompletableFuture<Void> confirmed = requestIds.admit(op).thenCompose(v -> timedPublish(op))
                 .whenComplete((v, e) -> {
                     if (e != null) {
