@@ -601,6 +601,22 @@ start_supervisor() {
   return 1
 }
 
+# Partition queues: a run folder keeps the count it was first started with (RUN_DIR/partitions): 2 for a new one (at
+# this scale more writes share each broker message and each consumer transaction; docs/benchmarks.md, lever
+# "2 partitions"), 8 (the earlier default, still the services' own) for one whose broker predates the record.
+# KVMESH_PARTITIONS replaces it; the services refuse to start while operations wait in a queue the new count drops.
+choose_partitions() {
+  local f="$RUN_DIR/partitions" n
+  if [ -n "${KVMESH_PARTITIONS:-}" ]; then n="$KVMESH_PARTITIONS"
+  elif [ -f "$f" ]; then n="$(cat "$f")"
+  elif [ -d "$RUN_DIR/rabbitmq" ]; then n=8
+  else n=2
+  fi
+  [[ "$n" =~ ^[1-9][0-9]{0,3}$ ]] && [ "$n" -le 1024 ] || die "KVMESH_PARTITIONS must be 1..1024 (got '$n')"
+  echo "$n" >"$f"
+  export KVMESH_PARTITIONS="$n"
+}
+
 cmd_up_native() {
   set_run_dir
   lock_run_dir
@@ -627,6 +643,7 @@ cmd_up_native() {
   check_ports_free "$HTTP_PORT" "$ENVOY_PORT" "$ADMIN_PORT" "${REPLICA_PORTS[@]:0:$REPLICAS}" "${CONSUMER_PORTS[@]:0:$CONSUMERS}" \
     "${REPLICA_ADMIN_PORTS[@]:0:$REPLICAS}" $PROM_PORT
   install_native
+  choose_partitions
   prepare_auth
   render_configs
   write_stack_env

@@ -37,8 +37,12 @@ MODES = {
     # redis_n: redis-benchmark requests; lag_*: write-visible-lag rate (writes/s), seconds, one write in N probed
     "quick": dict(warm=1, warm_max=1, warm_tol=None, dur=2, runs=1, ol_dur=1, redis_n=100_000, lag_rate=500,
                   lag_dur=2, lag_every=1),
+    # jit_idle, warm_max_jit: a kvmesh scenario's warm-up also waits (up to warm_max_jit seconds) until the JIT
+    # compiler threads of the four kvmesh JVMs together used at most jit_idle cores in the last warm-up run: on a slow
+    # 2-core host C2 kept compiling for about two minutes of REST PUT (0.2 cores per JVM, 2026-12-07) while the
+    # throughput of 5 s runs already agreed, so CPU per request measured JIT work, not the write path
     "full": dict(warm=5, warm_max=60, warm_tol=0.10, warm_agree=3, dur=10, runs=3, ol_dur=5, redis_n=400_000,
-                 lag_rate=5000, lag_dur=10, lag_every=10),
+                 lag_rate=5000, lag_dur=10, lag_every=10, jit_idle=0.05, warm_max_jit=240),
 }
 MODES["levers"] = dict(MODES["full"])          # ghz-bench/run.sh levers: the main four scenarios per lever, as in full
 MODES["levers-quick"] = dict(MODES["quick"])   # its smoke test
@@ -128,6 +132,26 @@ class CpuGroups:
             res[name] = {"cores": round(secs / seconds, 3),
                          "us_per_req": round(secs * 1e6 / requests, 2) if requests else None}
         return res
+
+
+def jit_ticks(pids):
+    """CPU ticks of the JIT compiler threads (C1/C2 CompilerThread*) of these JVMs so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{t}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            if "CompilerThre" in st[st.index("(") + 1:st.rindex(")")]:
+                fields = st[st.rindex(")") + 2:].split()
+                ticks += int(fields[11]) + int(fields[12])
+    return ticks
 
 
 def read_pid(path):
@@ -305,12 +329,17 @@ class Bench:
         entry = dict(name=name, group=group, runs=[], note=note, **meta)
         try:
             if warm:
-                entry["warmup"] = self.warm_up(name, fn)
+                entry["warmup"] = self.warm_up(name, fn, jvms=group == "kvmesh")
+            pids = [self.cpu.roots[n] for n in ("kv-service-1", "kv-service-2", "kv-consumer-1", "kv-consumer-2")
+                    if self.cpu.roots.get(n)] if group == "kvmesh" else []
             for _ in range(runs):
-                before, t0 = self.cpu.sample(), time.time()
+                before, t0, jit0 = self.cpu.sample(), time.time(), jit_ticks(pids)
                 r = fn(self.m["dur"])
                 elapsed = time.time() - t0
                 after = self.cpu.sample()
+                if pids:
+                    # JIT compiler threads of the kvmesh JVMs during this run (part of the JVMs' CPU above)
+                    r["jit_cores"] = round((jit_ticks(pids) - jit0) / CLK / elapsed, 3)
                 cpu = CpuGroups.delta(before, after, elapsed, r["requests"])
                 r["machine_busy_cores"] = cpu.pop("_machine_busy")["cores"]
                 if not r.pop("cpu_measured", True):
@@ -329,18 +358,24 @@ class Bench:
         self.results[name] = entry
         return entry
 
-    def warm_up(self, name, fn):
+    def warm_up(self, name, fn, jvms=False):
         """Warm-up runs (discarded) of m['warm'] seconds until the last m['warm_agree'] of them agree within
         m['warm_tol'] of the largest, or until m['warm_max'] seconds of warm-up: JITs (four JVMs compiling on two
         busy cores), caches and connection pools settle before the measured runs. With warm_tol None (quick mode),
         one run and no check. Returns what happened (with the CPU others used meanwhile), for the JSON."""
         m = self.m
         tol, step, budget, agree = m["warm_tol"], m["warm"], m["warm_max"], m.get("warm_agree", 2)
-        seen, others, spent, converged = [], [], 0.0, None
+        jit_idle = m.get("jit_idle") if jvms else None
+        if jit_idle is not None:
+            budget = max(budget, m["warm_max_jit"])
+        pids = [self.cpu.roots[n] for n in ("kv-service-1", "kv-service-2", "kv-consumer-1", "kv-consumer-2")
+                if self.cpu.roots.get(n)]
+        seen, others, jit, spent, converged = [], [], [], 0.0, None
         while True:
-            before, t0 = self.cpu.sample(), time.time()
+            before, t0, jit0 = self.cpu.sample(), time.time(), jit_ticks(pids)
             r = fn(step)
             elapsed = time.time() - t0
+            jit.append(round((jit_ticks(pids) - jit0) / CLK / elapsed, 2))
             cpu = CpuGroups.delta(before, self.cpu.sample(), elapsed, r["requests"])
             busy = cpu.pop("_machine_busy")["cores"]
             others.append(round(max(0.0, busy - sum(v["cores"] for v in cpu.values())), 2))
@@ -349,16 +384,19 @@ class Bench:
             if tol is None:
                 break
             last = seen[-agree:]
-            if len(last) == agree and max(last) > 0 and (max(last) - min(last)) / max(last) <= tol:
+            if (len(last) == agree and max(last) > 0 and (max(last) - min(last)) / max(last) <= tol
+                    and (jit_idle is None or jit[-1] <= jit_idle)):
                 converged = True
                 break
             if spent + step > budget:
                 converged = False
                 break
         verdict = "not checked" if converged is None else ("converged" if converged else "NOT converged")
-        log(f"  {name}: warm-up {len(seen)} x {step}s ({' → '.join(f'{v:,.0f}' for v in seen)}/s): {verdict}")
+        jit_note = f"; JIT threads {' → '.join(f'{v:.2f}' for v in jit)} cores" if jvms else ""
+        log(f"  {name}: warm-up {len(seen)} x {step}s ({' → '.join(f'{v:,.0f}' for v in seen)}/s{jit_note}): {verdict}")
         return dict(runs=len(seen), run_seconds=step, seconds=round(spent, 1), throughputs=seen, others_cores=others,
-                    converged=converged, tolerance=tol, agree=agree if tol is not None else None, max_seconds=budget)
+                    jit_cores=jit if jvms else None, jit_idle=jit_idle, converged=converged, tolerance=tol,
+                    agree=agree if tol is not None else None, max_seconds=budget)
 
     # -- helpers
 
@@ -743,10 +781,11 @@ TARGET_NOTES = {
 # scenarios and stops the stack; `--merge-levers` puts the parts in one JSON for report.py.
 
 LEVER_VARS = ("KVMESH_PUBLISH_BATCH_OPS", "KVMESH_PUBLISH_IN_FLIGHT", "KVMESH_WORKER_THREADS", "KVMESH_JAVA_OPTS",
-              "KVMESH_ENVOY_CONCURRENCY", "KVMESH_NGINX_WORKERS", "KVMESH_AUTH")
+              "KVMESH_ENVOY_CONCURRENCY", "KVMESH_NGINX_WORKERS", "KVMESH_AUTH", "KVMESH_PARTITIONS",
+              "KVMESH_PUBLISHER_LANES")
 LEVERS = [
-    dict(name="baseline", what="the defaults: group commit on, gRPC handlers on the transport's threads, JVMs -Xmx512m "
-         "(G1), Envoy logs only errors and slow requests"),
+    dict(name="baseline", what="the defaults: group commit on, 2 partition queues, gRPC handlers on the transport's "
+         "threads, JVMs -Xmx512m (G1), Envoy logs only errors and slow requests"),
     dict(name="group commit off", what="one broker message per write, up to 1,024 unconfirmed per lane (as before "
          "group commit)", env={"KVMESH_PUBLISH_BATCH_OPS": "1", "KVMESH_PUBLISH_IN_FLIGHT": "1024"}),
     dict(name="handlers on 32 worker threads", what="gRPC handlers run on a pool of 32 threads (the default before "
@@ -763,6 +802,14 @@ LEVERS = [
          extra=True),
     dict(name="nginx 1 worker", what="nginx with one worker process instead of one per core",
          env={"KVMESH_NGINX_WORKERS": "1"}, extra=True),
+    dict(name="8 partitions", what="8 partition queues, the default before 2026-12-07, instead of 2 "
+         "(KVMESH_PARTITIONS): a quarter of the operations per partition, so fewer per broker message and per consumer "
+         "transaction", env={"KVMESH_PARTITIONS": "8"}, extra=True),
+    dict(name="4 partitions", what="4 partition queues instead of 2", env={"KVMESH_PARTITIONS": "4"}, extra=True),
+    dict(name="1 publisher lane", what="one confirm-mode channel per replica instead of 4 (KVMESH_PUBLISHER_LANES)",
+         env={"KVMESH_PUBLISHER_LANES": "1"}, extra=True),
+    dict(name="C1 only", what="all four JVMs compile with C1 only (-XX:TieredStopAtLevel=1): less JIT work, slower "
+         "code", env={"KVMESH_JAVA_OPTS": "-Xmx512m -XX:TieredStopAtLevel=1"}, extra=True),
     dict(name="baseline again", what="the defaults once more, last: the run-to-run noise of this invocation"),
 ]
 LEVER_SCENARIOS = ["REST GET", "REST PUT", "gRPC Get direct", "gRPC Put direct"]
@@ -964,7 +1011,8 @@ def run_lever(env, name, out):
     main four scenarios; writes one part for --merge-levers."""
     lv = lever_by_name(name)
     t0 = time.time()
-    b = Bench(env, set())
+    # GHZ_BENCH_ONLY=name,name: only those of the main four (development; the result is then partial)
+    b = Bench(env, {n.strip() for n in os.environ.get("GHZ_BENCH_ONLY", "").split(",") if n.strip()})
     doc = dict(mode=b.mode, lever=name, what=lv["what"], env=lever_env(name), runtime=lv.get("runtime") or {},
                started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), settings=b.m, concurrency=CONC,
                value_bytes=256, preloaded_keys=NKEYS, **machine_and_versions(env))

@@ -6,6 +6,7 @@ it imports (ghz-bench/run.sh uses the venv that holds Envoy, where it is install
 import argparse
 import json
 import os
+import re
 import sys
 
 GOALS = {
@@ -151,10 +152,10 @@ def plots(doc, img_dir):
 LEVER_ROLES = ["nginx", "envoy", "kv-service", "kv-consumer", "redis", "rabbitmq", "postgres"]
 
 
-def levers_section(w, lev, out):
+def levers_section(w, lev, out, title="Levers: CPU per request and throughput, one change at a time"):
     """The levers table: lever → CPU per request → throughput, write path and read path, all from one
-    `ghz-bench/run.sh levers` invocation (results/latest-levers.json)."""
-    w("## Levers: CPU per request and throughput, one change at a time")
+    `ghz-bench/run.sh levers` invocation (results/latest-levers.json, or a named selection)."""
+    w(f"## {title}")
     w("")
     if not lev:
         w("No levers run yet. `ghz-bench/run.sh levers` (about 40-50 minutes, on an otherwise idle machine) fills this "
@@ -200,6 +201,9 @@ def levers_section(w, lev, out):
         return f"{(v / b - 1) * 100:+.0f}%"
 
     for title, names in (("Write path", ["REST PUT", "gRPC Put direct"]), ("Read path", ["REST GET", "gRPC Get direct"])):
+        names = [nm for nm in names if any(x["name"] == nm for c in cfgs for x in c["scenarios"])]
+        if not names:
+            continue   # a selection run with GHZ_BENCH_ONLY
         w(f"### {title}")
         w("")
         w(f"| scenario | lever | throughput /s (min–max) | {vs} | CPU µs/req, servers | {vs} | "
@@ -232,6 +236,18 @@ def load_levers(results_dir):
         return None
     with open(p) as f:
         return json.load(f), p
+
+
+def load_lever_selections(results_dir):
+    """Named lever selections (GHZ_BENCH_LEVERS=... GHZ_BENCH_LEVERS_AS=NAME ghz-bench/run.sh levers), by name."""
+    out = []
+    for fn in sorted(os.listdir(results_dir)):
+        m = re.match(r"latest-levers-(.+)\.json$", fn)
+        if m:
+            p = os.path.join(results_dir, fn)
+            with open(p) as f:
+                out.append((m.group(1), (json.load(f), p)))
+    return out
 
 
 def report(doc, src, out, img_dir, levers=None):
@@ -401,6 +417,9 @@ def report(doc, src, out, img_dir, levers=None):
             w("")
 
     levers_section(w, levers, out)
+    for name, sel in load_lever_selections(os.path.dirname(src)):
+        levers_section(w, sel, out, title=f"Levers, selection `{name}`: "
+                       + ", ".join(c["lever"] for c in sel[0]["configs"]))
 
     # ---- versions and commands
     w("## Versions")

@@ -11,6 +11,9 @@
 #                              request, each alone against the defaults, and the defaults first and last) a fresh
 #                              stack, REST GET/PUT and gRPC Get/Put direct as in full mode, the stack stopped;
 #                              about 40-50 minutes. GHZ_BENCH_LEVERS="baseline,SerialGC" runs only those.
+#                              GHZ_BENCH_LEVERS="baseline,2 partitions" GHZ_BENCH_LEVERS_AS=writes (with
+#                              GHZ_BENCH_ONLY="REST PUT,gRPC Put direct") saves a named selection as
+#                              results/latest-levers-writes.json, a section of its own in the report.
 #   ghz-bench/run.sh levers-quick   its smoke test (1 short run per point; the result is not written as latest)
 #   ghz-bench/run.sh report    regenerate docs/benchmarks.md and docs/img/*.png from results/latest-*.json
 #
@@ -327,6 +330,11 @@ if [ "$LEVERS" = 1 ]; then
   if [ "$MODE" = levers ] && [ -z "${GHZ_BENCH_LEVERS:-}" ]; then
     cp -f "$OUT" "$BENCH/results/latest-levers.json"
     step "results: $OUT (and results/latest-levers.json)"
+    report || echo "[ghz-bench] the report generator failed" >&2
+  elif [ "$MODE" = levers ] && [ -n "${GHZ_BENCH_LEVERS_AS:-}" ]; then
+    # a named selection of levers gets a section of its own in docs/benchmarks.md
+    cp -f "$OUT" "$BENCH/results/latest-levers-$GHZ_BENCH_LEVERS_AS.json"
+    step "results: $OUT (and results/latest-levers-$GHZ_BENCH_LEVERS_AS.json)"
     report || echo "[ghz-bench] the report generator failed" >&2
   else
     step "results (smoke test or a selection of levers, not latest): $OUT"

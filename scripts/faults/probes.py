@@ -282,7 +282,11 @@ def request_id_reuse_redis_lost(ctx: Ctx, ph: Phase) -> None:
     to a key of another partition. The second must be refused (4xx REQUEST_ID_REUSED) and the first applied once
     the consumers are back: never acknowledged-and-skipped, never costing the first its place."""
     stack, api, h = ctx.stack, ctx.api, ctx.history
-    partitions = int(os.environ.get("KVMESH_PARTITIONS", "8"))
+    try:   # the run folder's partition count (start.sh records it), else the services' default
+        with open(os.path.join(stack.run_dir, "partitions"), encoding="utf-8") as f:
+            partitions = int(f.read().strip())
+    except (OSError, ValueError):
+        partitions = int(os.environ.get("KVMESH_PARTITIONS", "8"))
     base = f"{ctx.prefix}rid-lost/"
     key_a = base + "a"
     key_b = next(base + f"b{i}" for i in range(1000)

@@ -107,6 +107,9 @@ public final class BrokerSession implements AutoCloseable {
             c = connections.open("kv-consumer");
             try (Channel ch = c.createChannel()) {
                 topology.declare(ch);
+            } catch (Exception e) {
+                c.abort(); // a refused layout (stranded operations) is retried on a new connection, not leaked
+                throw e;
             }
             connection = c;
             eventsChannel = c.createChannel();

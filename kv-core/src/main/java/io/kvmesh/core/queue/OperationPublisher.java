@@ -144,12 +144,18 @@ public final class OperationPublisher implements AutoCloseable {
             }
             nextConnectAttempt = now + RECONNECT_BACKOFF_NANOS;
             Connection c = connections.open("kv-service publisher");
-            connection = c;
             try (Channel ch = c.createChannel()) {
                 topology.declare(ch);
-            } catch (TimeoutException e) {
-                throw new IOException(e);
+            } catch (IOException | TimeoutException | RuntimeException e) {
+                // not used until the topology is right: a refused layout must not let writes through
+                try {
+                    c.abort();
+                } catch (RuntimeException ignored) {
+                    // closing a connection that failed anyway
+                }
+                throw e instanceof IOException io ? io : new IOException(e);
             }
+            connection = c;
             log.info("connected to the broker");
             return c;
         }

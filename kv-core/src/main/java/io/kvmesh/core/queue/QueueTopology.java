@@ -2,11 +2,14 @@ package io.kvmesh.core.queue;
 
 import com.rabbitmq.client.BuiltinExchangeType;
 import com.rabbitmq.client.Channel;
+import com.rabbitmq.client.Connection;
+import com.rabbitmq.client.ShutdownSignalException;
 import io.kvmesh.core.config.AmqpConfig;
 
 import java.io.IOException;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.TimeoutException;
 
 /**
  * Names and declarations of the exchanges and queues. Both processes declare them at start-up; declaring again
@@ -21,6 +24,8 @@ import java.util.Map;
  * replicated on that many nodes and survives the loss of a minority of them.
  */
 public final class QueueTopology {
+    /** The most partitions a deployment may have (AmqpConfig's bound for KVMESH_PARTITIONS). */
+    private static final int MAX_PARTITIONS = 1024;
     private final AmqpConfig config;
 
     public QueueTopology(AmqpConfig config) {
@@ -84,6 +89,45 @@ public final class QueueTopology {
         for (int p = 0; p < config.partitions(); p++) {
             channel.queueDeclare(partitionQueue(p), true, false, false, args);
             channel.queueBind(partitionQueue(p), opsExchange(), routingKey(p));
+        }
+        refuseStrandedOperations(channel.getConnection());
+    }
+
+    /**
+     * Refuses to go on when a partition queue beyond the configured count still holds operations: the deployment ran
+     * with more partitions before (8 was the default), nothing would consume those operations, and their keys now
+     * map to other queues, so later writes to the same keys could overtake them. Queues are checked upwards from the
+     * configured count until one does not exist; empty ones are left alone (they receive nothing any more).
+     */
+    private void refuseStrandedOperations(Connection connection) throws IOException {
+        for (int p = config.partitions(); p < MAX_PARTITIONS; p++) {
+            long waiting;
+            Channel probe = null;
+            try {
+                probe = connection.createChannel();
+                waiting = probe.queueDeclarePassive(partitionQueue(p)).getMessageCount();
+            } catch (IOException | ShutdownSignalException e) {
+                return; // 404: no such queue, so none above it either (the broker closed the probe's channel)
+            } finally {
+                closeQuietly(probe);
+            }
+            if (waiting > 0) {
+                throw new IOException("partition queue " + partitionQueue(p) + " holds " + waiting
+                        + " operation(s) queued when this deployment had more than " + config.partitions()
+                        + " partitions (KVMESH_PARTITIONS=" + config.partitions() + " now): start with the earlier"
+                        + " count until the queues are empty, then with the new one (a run folder of ./start.sh"
+                        + " records its count in RUN_DIR/partitions)");
+            }
+        }
+    }
+
+    private static void closeQuietly(Channel channel) {
+        if (channel != null && channel.isOpen()) {
+            try {
+                channel.close();
+            } catch (IOException | TimeoutException | ShutdownSignalException e) {
+                // the probe is done either way
+            }
         }
     }
 }

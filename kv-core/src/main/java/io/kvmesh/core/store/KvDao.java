@@ -1,7 +1,7 @@
 package io.kvmesh.core.store;
 
 import io.kvmesh.core.model.Entry;
-import org.jdbi.v3.sqlobject.config.RegisterConstructorMapper;
+import org.jdbi.v3.sqlobject.config.RegisterRowMapper;
 import org.jdbi.v3.sqlobject.customizer.Bind;
 import org.jdbi.v3.sqlobject.customizer.BindMethods;
 import org.jdbi.v3.sqlobject.statement.SqlBatch;
@@ -13,7 +13,7 @@ import java.util.List;
 import java.util.Optional;
 
 /** The SQL of the {@code kv}, {@code kv_oplog} and {@code kv_request_id} tables, one method per statement. */
-@RegisterConstructorMapper(Entry.class)
+@RegisterRowMapper(Rows.EntryMapper.class)
 public interface KvDao {
 
     String COLUMNS = "key, value, version, create_time AS createTime, update_time AS updateTime, expire_time AS expireTime";
@@ -48,7 +48,7 @@ public interface KvDao {
 
     /** The log rows of those of these operation ids that were applied (or rejected) already. */
     @SqlQuery("SELECT " + OPLOG_COLUMNS + " FROM kv_oplog WHERE id = ANY(:ids)")
-    @RegisterConstructorMapper(OplogRow.class)
+    @RegisterRowMapper(Rows.OplogMapper.class)
     List<OplogRow> knownOperations(@Bind("ids") String[] ids);
 
     /**
@@ -73,7 +73,7 @@ public interface KvDao {
             + "  SELECT " + COLUMNS + ", operation_id AS operationId, change FROM kv WHERE key > :after"
             + "  AND starts_with(key, :prefix) AND version >= :minVersion ORDER BY key LIMIT :limit) p) q"
             + " WHERE upto - coalesce(octet_length(value), 0) < :maxBytes ORDER BY key")
-    @RegisterConstructorMapper(ChangeRow.class)
+    @RegisterRowMapper(Rows.ChangeRowMapper.class)
     List<ChangeRow> changedSince(@Bind("prefix") String prefix, @Bind("minVersion") long minVersion,
                                  @Bind("after") String after, @Bind("limit") int limit, @Bind("maxBytes") long maxBytes);
 
@@ -109,7 +109,7 @@ public interface KvDao {
     /** The requests that hold these request ids. */
     @SqlQuery("SELECT request_id AS requestId, operation_id AS operationId, request_hash AS requestHash, key, kind,"
             + " accept_time AS acceptTime FROM kv_request_id WHERE request_id = ANY(:ids)")
-    @RegisterConstructorMapper(RequestIdRow.class)
+    @RegisterRowMapper(Rows.RequestIdMapper.class)
     List<RequestIdRow> requestIdHolders(@Bind("ids") String[] ids);
 
     /** Whether an operation's request id was recorded (it was accepted; its log row says whether it applied). */
@@ -122,12 +122,12 @@ public interface KvDao {
     int deleteRequestIdsBefore(@Bind("before") java.time.Instant before, @Bind("limit") int limit);
 
     @SqlQuery("SELECT " + OPLOG_COLUMNS + " FROM kv_oplog WHERE id = :id")
-    @RegisterConstructorMapper(OplogRow.class)
+    @RegisterRowMapper(Rows.OplogMapper.class)
     Optional<OplogRow> findOperation(@Bind("id") String id);
 
     /** The operations recorded for a key, in version order (rejected ones last). */
     @SqlQuery("SELECT " + OPLOG_COLUMNS + " FROM kv_oplog WHERE key = :key"
             + " ORDER BY version NULLS LAST, apply_time")
-    @RegisterConstructorMapper(OplogRow.class)
+    @RegisterRowMapper(Rows.OplogMapper.class)
     List<OplogRow> operationsOfKey(@Bind("key") String key);
 }
