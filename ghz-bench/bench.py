@@ -42,7 +42,7 @@ MODES = {
     # 2-core host C2 kept compiling for about two minutes of REST PUT (0.2 cores per JVM, 2026-12-07) while the
     # throughput of 5 s runs already agreed, so CPU per request measured JIT work, not the write path
     "full": dict(warm=5, warm_max=60, warm_tol=0.10, warm_agree=3, dur=10, runs=3, ol_dur=5, redis_n=400_000,
-                 lag_rate=5000, lag_dur=10, lag_every=10, jit_idle=0.05, warm_max_jit=240),
+                 lag_rate=3000, lag_dur=10, lag_every=10, jit_idle=0.05, warm_max_jit=240),
 }
 MODES["levers"] = dict(MODES["full"])          # ghz-bench/run.sh levers: the main four scenarios per lever, as in full
 MODES["levers-quick"] = dict(MODES["quick"])   # its smoke test

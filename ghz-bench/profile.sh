@@ -5,9 +5,9 @@
 #                                     docs/flame/kv-consumer-rest-put.html (async-profiler's interactive flame graphs)
 #
 # Starts its own stack (./start.sh, native, free loopback ports, a temporary run folder, 2 replicas, 2 consumers,
-# the defaults of .env.example), warms it with 20 s of the benchmark's REST PUT (wrk -t2 -c64, ghz-bench/wrk/kv_put.lua,
-# new keys with 256-byte values, through nginx and Envoy), then profiles SECONDS more of the same load in both JVMs
-# at once, and stops everything it started. The profiler is async-profiler from Maven Central
+# the defaults), warms it with the benchmark's REST PUT (wrk -t2 -c64, ghz-bench/wrk/kv_put.lua, new keys with
+# 256-byte values, through nginx and Envoy) until the JIT compilers are quiet, then profiles SECONDS more of the same
+# load in both JVMs at once, and stops everything it started. The profiler is async-profiler from Maven Central
 # (tools.profiler:async-profiler, its linux-x64 library), loaded into the running JVMs with
 # `jcmd PID JVMTI.agent_load` (no restart, no JVM option); it samples CPU time with itimer, which needs no
 # perf_events permission. Environment: KVMESH_PROFILE_EXTRA="NAME=VALUE ..." starts the stack with those settings
@@ -79,10 +79,29 @@ cat "$BENCH/wrk/common.lua" "$BENCH/wrk/kv_put.lua" >"$RUN_DIR/kv_put.lua"
 export WRK_RUN="prof$$"
 put_load() { wrk -t2 -c64 -d"$1s" --timeout 10s -s "$RUN_DIR/kv_put.lua" "http://127.0.0.1:$HTTP_PORT"; }
 
-step "warming up: 20 s of REST PUT (wrk -t2 -c64, kv_put.lua)"
-put_load 20 >/dev/null
-SVC="$(pid_of kv-service-1)"; CON1="$(pid_of kv-consumer-1)"; CON2="$(pid_of kv-consumer-2)"
-[ -n "$SVC" ] && [ -n "$CON1" ] && [ -n "$CON2" ] || die "could not find the JVMs' pids (start.sh status)"
+SVC="$(pid_of kv-service-1)"; SVC2="$(pid_of kv-service-2)"; CON1="$(pid_of kv-consumer-1)"; CON2="$(pid_of kv-consumer-2)"
+[ -n "$SVC" ] && [ -n "$SVC2" ] && [ -n "$CON1" ] && [ -n "$CON2" ] || die "could not find the JVMs' pids (start.sh status)"
+jit_ticks() {  # CPU ticks of the JIT compiler threads of these JVMs so far
+  local p t n=0
+  for p in "$@"; do
+    for t in /proc/"$p"/task/*; do
+      grep -q 'CompilerThre' "$t/comm" 2>/dev/null && n=$(( n + $(awk '{ print $14 + $15 }' "$t/stat" 2>/dev/null || echo 0) ))
+    done
+  done
+  echo "$n"
+}
+# Warm-up: 10 s rounds of the load until the four JVMs' JIT threads used under 5 % of a core in a round (C2 kept
+# compiling for about two minutes of this load on a slow 2-core host), at most 300 s: a profile of a JVM that is
+# still compiling shows the compiler, not kvmesh.
+HZ=$(getconf CLK_TCK)
+for round in $(seq 30); do
+  j0=$(jit_ticks "$SVC" "$SVC2" "$CON1" "$CON2")
+  put_load 10 >/dev/null
+  j1=$(jit_ticks "$SVC" "$SVC2" "$CON1" "$CON2")
+  pct=$(( (j1 - j0) * 100 / HZ / 10 ))
+  step "warm-up round $round: JIT threads ${pct}% of a core"
+  [ "$pct" -ge 5 ] || break
+done
 # the active consumer is the one that takes the partitions' deliveries: the busier of the two under load
 a1=$(cpu_ticks "$CON1"); a2=$(cpu_ticks "$CON2")
 put_load 5 >/dev/null

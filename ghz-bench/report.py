@@ -9,6 +9,7 @@ import os
 import re
 import sys
 
+OWN_PROCESSES = ("kv-service-1", "kv-service-2", "kv-consumer-1", "kv-consumer-2", "rabbitmq", "postgres", "redis")
 GOALS = {
     # ratio name (bench.py RATIOS) -> DESIGN.md wording
     "REST GET / etcd JSON range": "REST GET through nginx → Envoy → replica → Redis ≥ 1.6× etcd's JSON range",
@@ -288,33 +289,56 @@ def report(doc, src, out, img_dir, levers=None):
     # ---- goals
     w("## Goals from DESIGN.md, this run")
     w("")
+    w("*kvmesh's own* CPU per request is every kvmesh process (replicas, consumers, RabbitMQ, PostgreSQL, Redis) and "
+      "excludes nginx, Envoy and the load generator, whose cost the mission prescribes or the benchmark adds; etcd's "
+      "is its whole process. CPU µs per request from the CPU table below (medians of the measured runs).")
+    w("")
     w("| goal | measured | ratio | met |")
     w("| --- | --- | --- | --- |")
-    rat = {r["name"]: r for r in doc["ratios"]}
-    pairs = {"REST GET / etcd JSON range": ("REST GET", "etcd JSON range"),
-             "REST PUT / etcd JSON put": ("REST PUT", "etcd JSON put"),
-             "gRPC Get direct / Redis GET": ("gRPC Get direct", "redis GET")}
-    for name, text in GOALS.items():
-        r = rat.get(name)
-        a, b = pairs[name]
-        if r:
-            w(f"| {text} | {n(by[a]['median']['throughput'])} vs {n(by[b]['median']['throughput'])} req/s | "
-              f"{r['value']:.2f}× (goal {r['goal']}×) | {'yes' if r['met'] else '**no**'} |")
-        else:
+
+    def own_us(name):
+        e = by.get(name)
+        if not e or not e.get("median") or not e["median"].get("cpu"):
+            return None
+        cpu = e["median"]["cpu"]
+        return sum((cpu.get(p) or {}).get("us_per_req") or 0 for p in OWN_PROCESSES)
+
+    def etcd_us(name):
+        e = by.get(name)
+        if not e or not e.get("median") or not e["median"].get("cpu"):
+            return None
+        return (e["median"]["cpu"].get("etcd") or {}).get("us_per_req")
+
+    def tput(name):
+        e = by.get(name)
+        return e["median"]["throughput"] if e and e.get("median") else None
+
+    for text, a, b, goal, kind in (
+            ("kvmesh's own CPU per durable REST write / etcd's CPU per JSON put", "REST PUT", "etcd JSON put", 1.0, "cpu"),
+            ("kvmesh's own CPU per gRPC Put direct / etcd's CPU per gRPC Put", "gRPC Put direct", "etcd gRPC Put", 1.5,
+             "cpu"),
+            ("REST PUT / etcd JSON put throughput", "REST PUT", "etcd JSON put", 0.5, "tput"),
+            ("gRPC Put direct / etcd gRPC Put throughput (each cycles over 1,000 keys from a ghz data file)",
+             "gRPC Put direct", "etcd gRPC Put", 0.8, "tput")):
+        va, vb = (own_us(a), etcd_us(b)) if kind == "cpu" else (tput(a), tput(b))
+        if not va or not vb:
             w(f"| {text} | no result | | |")
-    lag = by.get("write-visible lag")
-    if lag and lag.get("median"):
-        m = lag["median"]
-        ok = m.get("p99_ms") is not None and m["p99_ms"] < 50 and doc["settings"]["lag_rate"] >= 5000
-        w(f"| write-visible lag p99 < 50 ms at 5,000 writes/s | p50 {ms(m.get('p50_ms'))} ms, p99 {ms(m.get('p99_ms'))} ms "
-          f"at {n(m['throughput'])} writes/s acknowledged ({doc['settings']['lag_rate']:,} offered; {n(m.get('errors'))} writes "
-          f"failed or were not seen within 5 s) | | "
-          f"{'yes' if ok else ('**no**' if doc['settings']['lag_rate'] >= 5000 else 'not tested at 5,000/s (quick mode)')} |")
-    lag2 = by.get("write-visible lag @50% PUT max")
-    if lag2 and lag2.get("median"):
-        m = lag2["median"]
-        w(f"| (same, at half the REST PUT maximum: not a goal, the lag when not overloaded) | p50 {ms(m.get('p50_ms'))} ms, "
-          f"p99 {ms(m.get('p99_ms'))} ms at {n(m['throughput'])} writes/s | | |")
+            continue
+        ratio = va / vb
+        met = ratio <= goal if kind == "cpu" else ratio >= goal
+        unit = "µs" if kind == "cpu" else "/s"
+        w(f"| {text} | {n(va)} vs {n(vb)} {unit} | {ratio:.2f}× (goal {'≤' if kind == 'cpu' else '≥'} {goal}×) | "
+          f"{'yes' if met else '**no**'} |")
+    lag_rate = doc["settings"]["lag_rate"]
+    for title, key in ((f"write-visible lag p99 < 50 ms at {lag_rate:,} writes/s offered", "write-visible lag"),
+                       ("write-visible lag p99 < 50 ms at half the REST PUT maximum", "write-visible lag @50% PUT max")):
+        e = by.get(key)
+        if e and e.get("median"):
+            m = e["median"]
+            ok = m.get("p99_ms") is not None and m["p99_ms"] < 50 and not m.get("errors")
+            w(f"| {title} | p50 {ms(m.get('p50_ms'))} ms, p99 {ms(m.get('p99_ms'))} ms at {n(m['throughput'])} writes/s "
+              f"acknowledged ({n(m.get('errors'))} failed or not seen within 5 s) | | "
+              f"{'yes' if ok else '**no**'}{'' if doc['mode'] == 'full' else ' (quick mode)'} |")
     puts = [e for e in sc if e.get("backlog_after")]
     if puts:
         worst = max(puts, key=lambda e: e["backlog_after"]["messages"])
