@@ -72,8 +72,9 @@ public final class BatchApplier implements Applier {
                     OplogRow before = known.get(op.getId());
                     if (before != null) {
                         if (!RequestHash.sameRequest(before.requestHash(), op.getRequestHash())) {
-                            // the replicas refuse a reused request id; this one slipped past while they could not
-                            // check (cache and database both unreachable); it cannot apply under the same id
+                            // operation ids derive from the request id and the fingerprint, and the replicas record a
+                            // request id before publishing, so only a message of an older replica (ids from the request
+                            // id alone) can get here; it cannot apply under the same id
                             LOG.warn("operation {} (request id '{}') repeats an id used for a different request; "
                                     + "not applied", op.getId(), op.getRequestId());
                         }
