@@ -782,7 +782,7 @@ TARGET_NOTES = {
 
 LEVER_VARS = ("KVMESH_PUBLISH_BATCH_OPS", "KVMESH_PUBLISH_IN_FLIGHT", "KVMESH_WORKER_THREADS", "KVMESH_JAVA_OPTS",
               "KVMESH_ENVOY_CONCURRENCY", "KVMESH_NGINX_WORKERS", "KVMESH_AUTH", "KVMESH_PARTITIONS",
-              "KVMESH_PUBLISHER_LANES")
+              "KVMESH_PUBLISHER_LANES", "KVMESH_EVENTS_IDLE_MS")
 LEVERS = [
     dict(name="baseline", what="the defaults: group commit on, 2 partition queues, gRPC handlers on the transport's "
          "threads, JVMs -Xmx512m (G1), Envoy logs only errors and slow requests"),
@@ -808,6 +808,16 @@ LEVERS = [
     dict(name="4 partitions", what="4 partition queues instead of 2", env={"KVMESH_PARTITIONS": "4"}, extra=True),
     dict(name="1 publisher lane", what="one confirm-mode channel per replica instead of 4 (KVMESH_PUBLISHER_LANES)",
          env={"KVMESH_PUBLISHER_LANES": "1"}, extra=True),
+    dict(name="1 partition", what="1 partition queue instead of 2 (KVMESH_PARTITIONS=1): every write of a replica "
+         "in one publisher lane and every operation in one consumer's transactions, so the most operations per broker "
+         "message and per transaction; one consumer applies, the other stands by", env={"KVMESH_PARTITIONS": "1"},
+         extra=True),
+    dict(name="1 CPU per JVM", what="all four JVMs size their GC, JIT and thread pools for one processor "
+         "(-XX:ActiveProcessorCount=1): fewer threads competing for the two cores",
+         env={"KVMESH_JAVA_OPTS": "-Xmx512m -XX:ActiveProcessorCount=1"}, extra=True),
+    dict(name="events always", what="every replica always subscribed to the change events (KVMESH_EVENTS_IDLE_MS=0, "
+         "the behaviour before 2026-12-07): each applied batch's events are routed to and decoded by every replica, "
+         "even when no SYNC write waits and no Watch is open", env={"KVMESH_EVENTS_IDLE_MS": "0"}, extra=True),
     dict(name="C1 only", what="all four JVMs compile with C1 only (-XX:TieredStopAtLevel=1): less JIT work, slower "
          "code", env={"KVMESH_JAVA_OPTS": "-Xmx512m -XX:TieredStopAtLevel=1"}, extra=True),
     dict(name="baseline again", what="the defaults once more, last: the run-to-run noise of this invocation"),

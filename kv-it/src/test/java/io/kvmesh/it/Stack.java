@@ -43,6 +43,8 @@ final class Stack implements AutoCloseable {
     final QueueTopology topology;
     /** How replicas coalesce writes into broker messages. */
     PublishBatching publishing = new PublishBatching(2, 1, 256, 1 << 20);
+    /** How long a replica stays subscribed to change events after its last SYNC write or Watch (0: always). */
+    Duration eventsIdle = Duration.ofSeconds(30);
     /** What Watch streams may hold back; small in tests of slow watchers. */
     WatchLimits watchLimits = new WatchLimits(1000, 16 << 20, 128 << 20, Duration.ofSeconds(10));
 
@@ -72,7 +74,7 @@ final class Stack implements AutoCloseable {
 
     ServiceConfig serviceConfig() {
         return new ServiceConfig("127.0.0.1", 0, 0, publishing, Duration.ofSeconds(2), iso.startupTimeout(),
-                Duration.ofSeconds(5), watchLimits, Duration.ofHours(1), iso.postgres(),
+                Duration.ofSeconds(5), watchLimits, Duration.ofHours(1), eventsIdle, iso.postgres(),
                 iso.redis(), iso.amqp(), Limits.DEFAULTS, AuthConfig.OFF, AdminSettings.OFF);
     }
 

@@ -117,14 +117,15 @@ public final class KvServiceServer {
                     meters.eventReceived(event);
                     waiters.complete(event);
                     watchHub.publish(event);
-                }).start();
+                }, config.eventsIdle(), () -> waiters.size() + watchHub.size()).start();
         meters.bindGauges(waiters::size, watchHub::size, watchHub::bufferedBytes);
         KvStore store = new KvStore(database.jdbi());
         KeyValueService service = new KeyValueService(
                 new ReadPath(cache, store, dbExecutor, clock, config.pendingMarkTtl(), config.limits().maxPageBytes(),
                         meters),
-                new WritePath(publisher, waiters, new RequestIdCheck(store, dbExecutor, meters), clock, meters),
-                watchHub,
+                new WritePath(publisher, waiters, events::ready, new RequestIdCheck(store, dbExecutor, meters), clock,
+                        meters),
+                watchHub, events::ready,
                 new Validator(config.limits()),
                 config.syncTimeout());
         HealthStatusManager health = new HealthStatusManager();
@@ -212,6 +213,11 @@ public final class KvServiceServer {
         cache.close();
         database.close();
         log.info("kv-service stopped");
+    }
+
+    /** Whether this replica's events queue is bound now (on demand: only around SYNC writes and Watch streams). */
+    public boolean eventsBound() {
+        return events.isBound();
     }
 
     /** Whether this replica receives change events (needed for SYNC writes and Watch). */

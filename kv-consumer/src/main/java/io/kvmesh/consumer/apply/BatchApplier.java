@@ -29,7 +29,7 @@ import java.util.TreeSet;
  * Applies a batch of operations, in queue order, in one transaction: locks the rows of the batch's keys, recognises
  * operations whose id is already in the operation log (and replays their recorded outcome as an event), folds the
  * rest per key in memory (version = previous + 1, conditions checked against the state at that point), then writes
- * one row per key and one log row per operation.
+ * one row per key and one log row per operation, in one statement ({@link io.kvmesh.core.store.ApplyTransaction}).
  */
 public final class BatchApplier implements Applier {
     private static final Logger LOG = LoggerFactory.getLogger(BatchApplier.class);
@@ -50,13 +50,13 @@ public final class BatchApplier implements Applier {
             keys.add(op.getKey());
             ids.add(op.getId());
         }
-        return store.inTransaction(dao -> {
+        return store.inApplyTransaction(tx -> {
             Map<String, Entry> state = new HashMap<>();
-            for (Entry e : dao.lockAll(keys.toArray(String[]::new))) {
+            for (Entry e : tx.lockAll(keys.toArray(String[]::new))) {
                 state.put(e.key(), e);
             }
             Map<String, OplogRow> known = new HashMap<>();
-            for (OplogRow row : dao.knownOperations(ids.toArray(String[]::new))) {
+            for (OplogRow row : tx.knownOperations(ids.toArray(String[]::new))) {
                 known.put(row.id(), row);
             }
             Set<String> seen = new HashSet<>();
@@ -105,12 +105,7 @@ public final class BatchApplier implements Applier {
                     events.add(Events.replay(row).toBuilder().setReplayed(false).build());
                 }
             }
-            if (!changed.isEmpty()) {
-                dao.upsert(changed.values());
-            }
-            if (!log.isEmpty()) {
-                dao.insertOplog(log);
-            }
+            tx.write(changed.values(), log);
             Set<String> toCache = new TreeSet<>(changed.keySet());
             toCache.addAll(replayedKeys);
             List<Entry> cache = toCache.stream().map(state::get).filter(Objects::nonNull).toList();

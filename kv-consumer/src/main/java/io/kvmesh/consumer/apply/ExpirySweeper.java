@@ -74,8 +74,8 @@ public final class ExpirySweeper implements Runnable {
         Instant now = clock.instant().truncatedTo(ChronoUnit.MILLIS);
         List<Change> tombstones = new ArrayList<>();
         List<ChangeEvent> changes = new ArrayList<>();
-        store.inTransaction(dao -> {
-            List<Entry> expired = dao.lockExpired(now, BATCH);
+        store.inApplyTransaction(tx -> {
+            List<Entry> expired = tx.lockExpired(now, BATCH);
             if (expired.isEmpty()) {
                 return 0;
             }
@@ -88,8 +88,7 @@ public final class ExpirySweeper implements Runnable {
                         null, e.expireTime(), now));
                 changes.add(Events.changed(id, ChangeEvent.Kind.EXPIRE, tomb, now));
             }
-            dao.upsert(tombstones);
-            dao.insertOplog(rows);
+            tx.write(tombstones, rows);
             return expired.size();
         });
         if (tombstones.isEmpty()) {

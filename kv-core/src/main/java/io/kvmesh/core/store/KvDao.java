@@ -3,12 +3,9 @@ package io.kvmesh.core.store;
 import io.kvmesh.core.model.Entry;
 import org.jdbi.v3.sqlobject.config.RegisterRowMapper;
 import org.jdbi.v3.sqlobject.customizer.Bind;
-import org.jdbi.v3.sqlobject.customizer.BindMethods;
-import org.jdbi.v3.sqlobject.statement.SqlBatch;
 import org.jdbi.v3.sqlobject.statement.SqlQuery;
 import org.jdbi.v3.sqlobject.statement.SqlUpdate;
 
-import java.util.Collection;
 import java.util.List;
 import java.util.Optional;
 
@@ -39,25 +36,10 @@ public interface KvDao {
     List<Entry> listPrefix(@Bind("prefix") String prefix, @Bind("upper") String upper,
                            @Bind("after") String after, @Bind("limit") int limit, @Bind("maxBytes") long maxBytes);
 
-    /**
-     * Rows of the given keys, locked for the rest of the transaction, in key order (no deadlocks). An array
-     * parameter keeps the SQL text the same for every batch size, so the server-side prepared statement is reused.
-     */
-    @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE key = ANY(:keys) ORDER BY key FOR UPDATE")
-    List<Entry> lockAll(@Bind("keys") String[] keys);
-
     /** The log rows of those of these operation ids that were applied (or rejected) already. */
     @SqlQuery("SELECT " + OPLOG_COLUMNS + " FROM kv_oplog WHERE id = ANY(:ids)")
     @RegisterRowMapper(Rows.OplogMapper.class)
     List<OplogRow> knownOperations(@Bind("ids") String[] ids);
-
-    /**
-     * Live entries whose TTL has passed, oldest first, locked; rows another applier holds are skipped, so several
-     * consumers can sweep at once without doing the same work.
-     */
-    @SqlQuery("SELECT " + COLUMNS + " FROM kv WHERE value IS NOT NULL AND expire_time <= :now"
-            + " ORDER BY expire_time LIMIT :limit FOR UPDATE SKIP LOCKED")
-    List<Entry> lockExpired(@Bind("now") java.time.Instant now, @Bind("limit") int limit);
 
     /** Forgets operation log rows older than the retention (their ids can no longer be recognised as repeats). */
     @SqlUpdate("DELETE FROM kv_oplog WHERE id IN (SELECT id FROM kv_oplog WHERE apply_time < :before LIMIT :limit)")
@@ -76,23 +58,6 @@ public interface KvDao {
     @RegisterRowMapper(Rows.ChangeRowMapper.class)
     List<ChangeRow> changedSince(@Bind("prefix") String prefix, @Bind("minVersion") long minVersion,
                                  @Bind("after") String after, @Bind("limit") int limit, @Bind("maxBytes") long maxBytes);
-
-    /** Writes the final state of each key; one statement per key, sent as one batch. */
-    @SqlBatch("INSERT INTO kv (key, value, version, create_time, update_time, expire_time, operation_id, change)"
-            + " VALUES (:key, :value, :version, :createTime, :updateTime, :expireTime, :operationId, :kind)"
-            + " ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version,"
-            + " create_time = excluded.create_time, update_time = excluded.update_time,"
-            + " expire_time = excluded.expire_time, operation_id = excluded.operation_id, change = excluded.change")
-    void upsert(@BindMethods Collection<Change> changes);
-
-    /**
-     * Records operations. No ON CONFLICT: a duplicate id fails the whole transaction, which is
-     * the last line of defence against applying an operation twice.
-     */
-    @SqlBatch("INSERT INTO kv_oplog (id, key, kind, version, outcome, reason, request_id, request_hash, accept_time,"
-            + " apply_time) VALUES (:id, :key, :kind, :version, :outcome, :reason, :requestId, :requestHash,"
-            + " :acceptTime, :applyTime)")
-    void insertOplog(@BindMethods Collection<OplogRow> rows);
 
     /**
      * Records the first use of each of these request ids; ids already held are left as they are (also when the same

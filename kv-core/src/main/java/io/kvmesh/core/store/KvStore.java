@@ -97,6 +97,15 @@ public final class KvStore {
     }
 
     /**
+     * Runs an applier's {@code work} in one transaction at PostgreSQL's default level, READ COMMITTED; any failure
+     * rolls it back and is rethrown. Its statements are written against the transaction's handle
+     * ({@link ApplyTransaction}), without a SqlObject attached per transaction.
+     */
+    public <T> T inApplyTransaction(Function<ApplyTransaction, T> work) {
+        return jdbi.inTransaction(handle -> work.apply(new ApplyTransaction(handle)));
+    }
+
+    /**
      * Runs {@code work} in one transaction at PostgreSQL's default level, READ COMMITTED (naming the level would
      * cost two more statements per transaction: set it, then restore it); any failure rolls it back and is rethrown.
      */

@@ -24,11 +24,13 @@ import java.time.Duration;
  *                        if sooner, wins)
  * @param watch           what Watch streams may hold back, and their progress interval
  * @param pendingMarkTtl  how long an accepted operation is reported PENDING if it is never applied
+ * @param eventsIdle      how long the replica stays subscribed to change events after its last SYNC write or Watch
+ *                        (while none waits or is open); zero keeps it subscribed always
  * @param auth            whether KeyValue calls need a token, and the keys tokens are checked with
  * @param admin           the admin HTTP endpoint (/healthz, /metrics) and the meters' instance name
  */
 public record ServiceConfig(String bindAddress, int port, int workerThreads, PublishBatching publishing, Duration shutdownGrace,
-                            Duration startupTimeout, Duration syncTimeout, WatchLimits watch, Duration pendingMarkTtl, PostgresConfig postgres,
+                            Duration startupTimeout, Duration syncTimeout, WatchLimits watch, Duration pendingMarkTtl, Duration eventsIdle, PostgresConfig postgres,
                             RedisConfig redis, AmqpConfig amqp, Limits limits, AuthConfig auth, AdminSettings admin) {
 
     public static ServiceConfig from(Env env) {
@@ -42,6 +44,7 @@ public record ServiceConfig(String bindAddress, int port, int workerThreads, Pub
                 env.millis("KVMESH_SYNC_TIMEOUT_MS", 5_000),
                 WatchLimits.from(env),
                 env.millis("KVMESH_PENDING_MARK_TTL_MS", 6 * 3600 * 1000),
+                env.millis("KVMESH_EVENTS_IDLE_MS", 30_000),
                 PostgresConfig.from(env),
                 RedisConfig.from(env),
                 AmqpConfig.from(env),

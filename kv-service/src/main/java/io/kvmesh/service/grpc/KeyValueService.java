@@ -28,9 +28,10 @@ import io.kvmesh.service.write.WriteRequest;
 
 import java.time.Duration;
 import java.time.Instant;
-import java.util.concurrent.TimeUnit;
-
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
 import java.util.function.Supplier;
 
@@ -45,14 +46,21 @@ public final class KeyValueService extends KeyValueGrpc.KeyValueImplBase {
     private final ReadPath reads;
     private final WritePath writes;
     private final WatchHub watchers;
+    private final Supplier<CompletableFuture<Void>> eventsReady;
+    private static final Duration EVENTS_WAIT = Duration.ofSeconds(2);
     private final Validator validator;
     private final Duration syncTimeout;
 
-    public KeyValueService(ReadPath reads, WritePath writes, WatchHub watchers, Validator validator,
-                           Duration syncTimeout) {
+    /**
+     * @param eventsReady completes once change events published from then on reach this replica; a Watch stream is
+     *                    registered (and its catch-up read) only after it
+     */
+    public KeyValueService(ReadPath reads, WritePath writes, WatchHub watchers,
+                           Supplier<CompletableFuture<Void>> eventsReady, Validator validator, Duration syncTimeout) {
         this.reads = reads;
         this.writes = writes;
         this.watchers = watchers;
+        this.eventsReady = eventsReady;
         this.validator = validator;
         this.syncTimeout = syncTimeout;
     }
@@ -102,8 +110,26 @@ public final class KeyValueService extends KeyValueGrpc.KeyValueImplBase {
                             Instant now = Instant.now();
                             return rows.stream().map(e -> ProtoMapper.toCatchUp(e, now)).toList();
                         });
+        awaitEvents();
         watchers.register(request.getPrefix(), request.getStartVersion(), request.getProgressNotify(),
                 (ServerCallStreamObserver<WatchResponse>) observer, catchUp);
+    }
+
+    /**
+     * Waits until change events reach this replica before a stream is registered (and before its headers go out, see
+     * EagerHeadersInterceptor), so a client that saw the stream open sees every change applied after. Immediate while
+     * the events queue is bound; otherwise one broker round trip, on the calling thread: the stream's handlers can only
+     * be set before the handler returns. Past {@link #EVENTS_WAIT} (broker unreachable) the stream opens anyway and
+     * receives events once the subscription is back, as before.
+     */
+    private void awaitEvents() {
+        try {
+            eventsReady.get().get(EVENTS_WAIT.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (ExecutionException | TimeoutException e) {
+            // ready() never fails; a timeout means the broker is slow or away: the stream opens, as it did before
+        }
     }
 
     @Override

@@ -16,6 +16,7 @@ import java.time.Instant;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 
 /**
  * Writes: turn a validated request into an operation and publish it. ASYNC is done when the broker confirmed it
@@ -24,14 +25,20 @@ import java.util.concurrent.TimeUnit;
 public final class WritePath {
     private final OperationPublisher publisher;
     private final SyncWaiters waiters;
+    private final Supplier<CompletableFuture<Void>> eventsReady;
     private final RequestIdCheck requestIds;
     private final Clock clock;
     private final ServiceMeters meters;
 
-    public WritePath(OperationPublisher publisher, SyncWaiters waiters, RequestIdCheck requestIds, Clock clock,
-                     ServiceMeters meters) {
+    /**
+     * @param eventsReady completes once change events published from then on reach this replica; a SYNC write waits
+     *                    for it before its publish (the subscription is bound on demand, see EventSubscriber)
+     */
+    public WritePath(OperationPublisher publisher, SyncWaiters waiters, Supplier<CompletableFuture<Void>> eventsReady,
+                     RequestIdCheck requestIds, Clock clock, ServiceMeters meters) {
         this.publisher = publisher;
         this.waiters = waiters;
+        this.eventsReady = eventsReady;
         this.requestIds = requestIds;
         this.clock = clock;
         this.meters = meters;
@@ -84,8 +91,13 @@ public final class WritePath {
         String id = op.getId();
         meters.writeAccepted(id);
         CompletableFuture<ChangeEvent> applied = request.sync() ? waiters.register(id) : null;
-        // a client request id is recorded before the publish: from then on it names this request only
-        CompletableFuture<Void> confirmed = requestIds.admit(op).thenCompose(v -> timedPublish(op))
+        // a client request id is recorded before the publish: from then on it names this request only; a SYNC write's
+        // event must be able to reach this replica before the operation can be applied
+        CompletableFuture<Void> admitted = requestIds.admit(op);
+        if (applied != null) {
+            admitted = admitted.thenCompose(v -> eventsReady.get());
+        }
+        CompletableFuture<Void> confirmed = admitted.thenCompose(v -> timedPublish(op))
                 .whenComplete((v, e) -> {
                     if (e != null) {
                         meters.writeFailed(id);

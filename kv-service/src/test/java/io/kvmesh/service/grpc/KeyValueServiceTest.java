@@ -40,7 +40,7 @@ class KeyValueServiceTest {
     void setUp() throws Exception {
         String name = UUID.randomUUID().toString();
         grpc.register(InProcessServerBuilder.forName(name).directExecutor()
-                .addService(MalformedRequestInterceptor.protect(new KeyValueService(null, null, null,
+                .addService(MalformedRequestInterceptor.protect(new KeyValueService(null, null, null, () -> java.util.concurrent.CompletableFuture.completedFuture(null),
                         new Validator(new Limits(16, 32, 10, 50, 1 << 20)), java.time.Duration.ofSeconds(1)).bindService()))
                 .build().start());
         channel = grpc.register(InProcessChannelBuilder.forName(name).directExecutor().build());

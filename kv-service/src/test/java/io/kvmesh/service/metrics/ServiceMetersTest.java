@@ -50,7 +50,7 @@ class ServiceMetersTest {
         // the read and write paths are absent: only requests that fail their check are sent
         server = InProcessServerBuilder.forName(name).directExecutor()
                 .intercept(meters.grpcInterceptor())
-                .addService(MalformedRequestInterceptor.protect(new KeyValueService(null, null, null,
+                .addService(MalformedRequestInterceptor.protect(new KeyValueService(null, null, null, () -> java.util.concurrent.CompletableFuture.completedFuture(null),
                         new Validator(new Limits(16, 32, 10, 50, 1 << 20)), Duration.ofSeconds(1)).bindService()))
                 .build().start();
         channel = InProcessChannelBuilder.forName(name).directExecutor().build();
