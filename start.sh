@@ -601,16 +601,18 @@ start_supervisor() {
   return 1
 }
 
-# Partition queues: a run folder keeps the count it was first started with (RUN_DIR/partitions): 2 for a new one (at
-# this scale more writes share each broker message and each consumer transaction; docs/benchmarks.md, lever
-# "2 partitions"), 8 (the earlier default, still the services' own) for one whose broker predates the record.
+# Partition queues: a run folder keeps the count it was first started with (RUN_DIR/partitions): 1 for a new one (on a
+# machine of a few cores every write of a replica then shares one broker message per round trip and every operation
+# one consumer transaction: docs/benchmarks.md, levers "1 partition" and "2 partitions"; more partitions pay once
+# several consumers on several cores apply at once, docs/scaling.md), 8 (the earlier default, still the services' own)
+# for one whose broker predates the record.
 # KVMESH_PARTITIONS replaces it; the services refuse to start while operations wait in a queue the new count drops.
 choose_partitions() {
   local f="$RUN_DIR/partitions" n
   if [ -n "${KVMESH_PARTITIONS:-}" ]; then n="$KVMESH_PARTITIONS"
   elif [ -f "$f" ]; then n="$(cat "$f")"
   elif [ -d "$RUN_DIR/rabbitmq" ]; then n=8
-  else n=2
+  else n=1
   fi
   [[ "$n" =~ ^[1-9][0-9]{0,3}$ ]] && [ "$n" -le 1024 ] || die "KVMESH_PARTITIONS must be 1..1024 (got '$n')"
   echo "$n" >"$f"

@@ -89,6 +89,10 @@ if [ "$MODE" = cluster ]; then
   export KVMESH_RABBIT_CLUSTER_PORTS
 fi
 step "starting the stack in $RUN_DIR (nginx :$HTTP_PORT, envoy :$ENVOY_PORT${KVMESH_RABBITMQ_NODES:+, $KVMESH_RABBITMQ_NODES RabbitMQ nodes})"
+# Two partition queues (unless KVMESH_PARTITIONS says otherwise), not start.sh's single one for a new run folder: the
+# phases then also cover what only several queues can do (one replica's writes split over two queues and two consumer
+# transactions, the request-id probe's keys in different queues, a takeover while the other queue goes on).
+export KVMESH_PARTITIONS="${KVMESH_PARTITIONS:-2}"
 ./start.sh || { echo "[faults] ERROR: the stack did not start (logs: $RUN_DIR/logs)" >&2; exit 2; }
 
 ARGS=(--mode "$MODE" --root "$ROOT" --run-dir "$RUN_DIR" --command "scripts/faults.sh $MODE")

@@ -289,8 +289,9 @@ def request_id_reuse_redis_lost(ctx: Ctx, ph: Phase) -> None:
         partitions = int(os.environ.get("KVMESH_PARTITIONS", "8"))
     base = f"{ctx.prefix}rid-lost/"
     key_a = base + "a"
+    # another partition when there are several (the case that lost a write); with one, both share its queue
     key_b = next(base + f"b{i}" for i in range(1000)
-                 if partition_of(base + f"b{i}", partitions) != partition_of(key_a, partitions))
+                 if partitions == 1 or partition_of(base + f"b{i}", partitions) != partition_of(key_a, partitions))
     consumers = [p for p in stack.parts() if p.startswith("kv-consumer-")]
     rid = f"{ctx.run_id}-reuse-lost"
     ph.t_inject = time.time()

@@ -119,6 +119,7 @@ public final class KvServiceServer {
                     watchHub.publish(event);
                 }, config.eventsIdle(), () -> waiters.size() + watchHub.size()).start();
         meters.bindGauges(waiters::size, watchHub::size, watchHub::bufferedBytes);
+        meters.timeWritesWhile(events::isBound);
         KvStore store = new KvStore(database.jdbi());
         KeyValueService service = new KeyValueService(
                 new ReadPath(cache, store, dbExecutor, clock, config.pendingMarkTtl(), config.limits().maxPageBytes(),

@@ -16,6 +16,8 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
 import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
@@ -70,6 +72,10 @@ public final class ServiceMeters {
     /** Operation id → System.nanoTime() when this replica accepted the write. */
     private final ConcurrentMap<String, Long> acceptedWrites = new ConcurrentHashMap<>();
     private final LongSupplier nanoTime;
+    private volatile BooleanSupplier eventsFlowing = () -> true;
+    private final AtomicLong lastPrune;
+    static final long STALE_NANOS = TimeUnit.MINUTES.toNanos(1);
+    private static final long PRUNE_EVERY_NANOS = TimeUnit.SECONDS.toNanos(1);
 
     public ServiceMeters(MeterRegistry registry) {
         this(registry, System::nanoTime);
@@ -78,6 +84,7 @@ public final class ServiceMeters {
     ServiceMeters(MeterRegistry registry, LongSupplier nanoTime) {
         this.registry = registry;
         this.nanoTime = nanoTime;
+        this.lastPrune = new AtomicLong(nanoTime.getAsLong() - PRUNE_EVERY_NANOS);
         cacheHits = cacheReads("redis");
         cacheMisses = cacheReads("postgres");
         cacheErrors = Counter.builder("kvmesh.cache.errors")
@@ -140,11 +147,36 @@ public final class ServiceMeters {
         syncWaits.get(outcome).record(nanos, TimeUnit.NANOSECONDS);
     }
 
+    /**
+     * Times writes only while {@code eventsFlowing} holds: the replica receives change events only while a SYNC write
+     * or a Watch needs them (EventSubscriber), and a write whose event will not come must not hold a slot.
+     */
+    public void timeWritesWhile(BooleanSupplier eventsFlowing) {
+        this.eventsFlowing = eventsFlowing;
+    }
+
     /** This replica accepted a write: its write-visible lag runs until its change event arrives. */
     public void writeAccepted(String operationId) {
-        if (acceptedWrites.size() < MAX_TIMED_WRITES) {
-            acceptedWrites.put(operationId, nanoTime.getAsLong());
+        if (!eventsFlowing.getAsBoolean()) {
+            return;
         }
+        long now = nanoTime.getAsLong();
+        if (acceptedWrites.size() >= MAX_TIMED_WRITES) {
+            pruneStale(now);
+            if (acceptedWrites.size() >= MAX_TIMED_WRITES) {
+                return;
+            }
+        }
+        acceptedWrites.put(operationId, now);
+    }
+
+    /** When full, forgets (at most once a second) writes whose event did not come within a minute: it never will. */
+    private void pruneStale(long now) {
+        long last = lastPrune.get();
+        if (now - last < PRUNE_EVERY_NANOS || !lastPrune.compareAndSet(last, now)) {
+            return;
+        }
+        acceptedWrites.values().removeIf(t -> now - t > STALE_NANOS);
     }
 
     /** A write of this replica failed before the broker confirmed it: no event will come. */

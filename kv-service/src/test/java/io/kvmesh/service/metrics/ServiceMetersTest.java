@@ -25,6 +25,7 @@ import org.junit.jupiter.api.Test;
 import java.time.Duration;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -155,6 +156,20 @@ class ServiceMetersTest {
             meters.writeAccepted("op-" + i);
         }
         assertThat(meters.timedWrites()).isEqualTo(ServiceMeters.MAX_TIMED_WRITES);
+        nanos.addAndGet(ServiceMeters.STALE_NANOS + 1);
+        meters.writeAccepted("op-after-a-minute");
+        assertThat(meters.timedWrites()).as("writes whose event never came are forgotten when full").isEqualTo(1);
+    }
+
+    @Test
+    void writes_areNotTimed_whileTheReplicaReceivesNoEvents() {
+        AtomicBoolean flowing = new AtomicBoolean(false);
+        meters.timeWritesWhile(flowing::get);
+        meters.writeAccepted("op-unbound");
+        assertThat(meters.timedWrites()).isZero();
+        flowing.set(true);
+        meters.writeAccepted("op-bound");
+        assertThat(meters.timedWrites()).isEqualTo(1);
     }
 
     @Test
