@@ -782,7 +782,7 @@ TARGET_NOTES = {
 
 LEVER_VARS = ("KVMESH_PUBLISH_BATCH_OPS", "KVMESH_PUBLISH_IN_FLIGHT", "KVMESH_WORKER_THREADS", "KVMESH_JAVA_OPTS",
               "KVMESH_ENVOY_CONCURRENCY", "KVMESH_NGINX_WORKERS", "KVMESH_AUTH", "KVMESH_PARTITIONS",
-              "KVMESH_PUBLISHER_LANES", "KVMESH_EVENTS_IDLE_MS")
+              "KVMESH_PUBLISHER_LANES", "KVMESH_EVENTS_IDLE_MS", "KVMESH_PUBLISH_LINGER_US")
 LEVERS = [
     dict(name="baseline", what="the defaults: group commit on, 1 partition queue, gRPC handlers on the transport's "
          "threads, JVMs -Xmx512m (G1), Envoy logs only errors and slow requests"),
@@ -820,6 +820,11 @@ LEVERS = [
     dict(name="events always", what="every replica always subscribed to the change events (KVMESH_EVENTS_IDLE_MS=0, "
          "the behaviour before 2026-12-07): each applied batch's events are routed to and decoded by every replica, "
          "even when no SYNC write waits and no Watch is open", env={"KVMESH_EVENTS_IDLE_MS": "0"}, extra=True),
+    dict(name="publish linger 1 ms", what="a busy publisher lane waits 1 ms, once the broker confirmed its last "
+         "message, before it sends the next (KVMESH_PUBLISH_LINGER_US=1000): more writes per broker message when "
+         "confirms come back fast", env={"KVMESH_PUBLISH_LINGER_US": "1000"}, extra=True),
+    dict(name="publish linger 3 ms", what="the same with 3 ms (KVMESH_PUBLISH_LINGER_US=3000)",
+         env={"KVMESH_PUBLISH_LINGER_US": "3000"}, extra=True),
     dict(name="C1 only", what="all four JVMs compile with C1 only (-XX:TieredStopAtLevel=1): less JIT work, slower "
          "code", env={"KVMESH_JAVA_OPTS": "-Xmx512m -XX:TieredStopAtLevel=1"}, extra=True),
     dict(name="baseline again", what="the defaults once more, last: the run-to-run noise of this invocation"),

@@ -26,8 +26,8 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentNavigableMap;
 import java.util.concurrent.ConcurrentSkipListMap;
-import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
@@ -39,7 +39,9 @@ import java.util.concurrent.TimeoutException;
  * Group commit: a lane sends at most {@link PublishBatching#inFlight()} unconfirmed messages; the operations that
  * arrive meanwhile wait, and the next flush sends them as one {@code OperationBatch} message per partition (in
  * arrival order, split at the batch's count and byte bounds). An idle lane sends a write at once, so batching adds
- * no latency at low load, and under load one broker message, one confirm and one delivery carry many writes.
+ * no latency at low load, and under load one broker message, one confirm and one delivery carry many writes. With a
+ * linger ({@link PublishBatching#lingerMicros()}, off by default) a busy lane also waits that long, once it has room,
+ * before it sends: more writes per message when the broker's confirms come back faster than writes accumulate.
  */
 public final class OperationPublisher implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(OperationPublisher.class);
@@ -55,7 +57,9 @@ public final class OperationPublisher implements AutoCloseable {
      * The one thread that writes operation messages to the broker: request threads (and the I/O threads that complete
      * their earlier steps) only queue, so none of them blocks on the broker's socket or flow control.
      */
-    private final ExecutorService flusher;
+    private final ScheduledExecutorService flusher;
+    /** A lane that sent within this long (10 ms, or twice the linger if longer) is busy: it lingers before its next message. */
+    private final long busyNanos;
     private final Object connectionLock = new Object();
     private Connection connection;
     private long nextConnectAttempt;
@@ -83,7 +87,8 @@ public final class OperationPublisher implements AutoCloseable {
         this.batching = batching;
         this.topology = new QueueTopology(config);
         this.partitioner = new Partitioner(config.partitions());
-        this.flusher = Executors.newSingleThreadExecutor(
+        this.busyNanos = Math.max(TimeUnit.MILLISECONDS.toNanos(10), 2_000L * batching.lingerMicros());
+        this.flusher = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().name("kv-publisher").daemon(true).factory());
         this.lanes = new Lane[Math.max(1, batching.lanes())];
         for (int i = 0; i < lanes.length; i++) {
@@ -199,6 +204,8 @@ public final class OperationPublisher implements AutoCloseable {
         private final int index;
         private final ArrayDeque<Waiting> waiting = new ArrayDeque<>();
         private boolean scheduled;
+        /** System.nanoTime() of the lane's last message (guarded by the lane). */
+        private long lastSentNanos = Long.MIN_VALUE / 2;
         private Channel channel;
         private long generation;
         private ConcurrentNavigableMap<Long, Sent> outstanding = new ConcurrentSkipListMap<>();
@@ -221,14 +228,22 @@ public final class OperationPublisher implements AutoCloseable {
         }
 
         private void schedule() {
+            long linger = batching.lingerMicros();
             synchronized (this) {
                 if (scheduled || waiting.isEmpty()) {
                     return;
                 }
                 scheduled = true;
+                if (linger > 0 && System.nanoTime() - lastSentNanos >= busyNanos) {
+                    linger = 0; // an idle lane sends at once
+                }
             }
             try {
-                flusher.execute(this::flushWaiting);
+                if (linger > 0) {
+                    flusher.schedule(this::flushWaiting, linger, TimeUnit.MICROSECONDS);
+                } else {
+                    flusher.execute(this::flushWaiting);
+                }
             } catch (java.util.concurrent.RejectedExecutionException e) {
                 List<CompletableFuture<Void>> failed = new ArrayList<>();
                 synchronized (this) {
@@ -317,6 +332,7 @@ public final class OperationPublisher implements AutoCloseable {
             try {
                 ch.basicPublish(topology.opsExchange(), QueueTopology.routingKey(partition), true, props,
                         OperationCodec.encodeBatch(ops));
+                lastSentNanos = System.nanoTime();
                 batchOps.record(ops.size());
             } catch (IOException | RuntimeException e) {
                 outstanding.remove(seq);
