@@ -11,7 +11,6 @@ import io.kvmesh.core.queue.OperationCodec;
 import io.kvmesh.core.queue.Partitioner;
 import io.kvmesh.core.store.OplogRow;
 import io.kvmesh.queue.v1.Operation;
-import io.grpc.stub.StreamObserver;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -82,7 +81,7 @@ class BatchMessagesIT {
         KeyValueGrpc.KeyValueStub client = stack.asyncClient(0);
         for (int i = 0; i < writes; i++) {
             CompletableFuture<PutResponse> f = new CompletableFuture<>();
-            client.put(PutRequest.newBuilder().setKey(key).setValue("v" + i).build(), observer(f));
+            client.put(PutRequest.newBuilder().setKey(key).setValue("v" + i).build(), Stack.into(f));
             answers.add(f);
         }
         answers.forEach(f -> assertThat(f.join().getStatus()).isEqualTo("queued"));
@@ -179,23 +178,5 @@ class BatchMessagesIT {
         if (!stack.hasConsumers()) {
             stack.addConsumer(AfterCommit.NONE);
         }
-    }
-
-    private static <T> StreamObserver<T> observer(CompletableFuture<T> f) {
-        return new StreamObserver<>() {
-            @Override
-            public void onNext(T value) {
-                f.complete(value);
-            }
-
-            @Override
-            public void onError(Throwable t) {
-                f.completeExceptionally(t);
-            }
-
-            @Override
-            public void onCompleted() {
-            }
-        };
     }
 }

@@ -1,6 +1,5 @@
 package io.kvmesh.it;
 
-import io.grpc.stub.StreamObserver;
 import io.kvmesh.api.v1.KeyValueGrpc;
 import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.api.v1.PutResponse;
@@ -51,8 +50,9 @@ class PublishLingerIT {
         List<CompletableFuture<PutResponse>> answers = new ArrayList<>();
         for (int i = 1; i <= 10; i++) {
             CompletableFuture<PutResponse> f = new CompletableFuture<>();
-            client.put(PutRequest.newBuilder().setKey(key).setValue("v" + i).build(), observer(f));
+            client.put(PutRequest.newBuilder().setKey(key).setValue("v" + i).build(), Stack.into(f));
             answers.add(f);
+            // the arrival pattern under test, not a wait for a result: writes one after another within the linger
             Thread.sleep(10);
         }
         answers.forEach(f -> assertThat(f.join().getStatus()).isEqualTo("queued"));
@@ -61,23 +61,5 @@ class PublishLingerIT {
         stack.addConsumer(AfterCommit.NONE);
         await().atMost(Duration.ofSeconds(20)).until(() -> stack.store.find(key)
                 .map(e -> e.version() == 11 && e.value().equals("v10")).orElse(false));
-    }
-
-    private static <T> StreamObserver<T> observer(CompletableFuture<T> f) {
-        return new StreamObserver<>() {
-            @Override
-            public void onNext(T value) {
-                f.complete(value);
-            }
-
-            @Override
-            public void onError(Throwable t) {
-                f.completeExceptionally(t);
-            }
-
-            @Override
-            public void onCompleted() {
-            }
-        };
     }
 }

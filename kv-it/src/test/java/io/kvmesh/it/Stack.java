@@ -202,4 +202,23 @@ final class Stack implements AutoCloseable {
         database.close();
         iso.close();
     }
+
+    /** A unary call's observer that completes {@code f} with its answer or its failure. */
+    static <T> io.grpc.stub.StreamObserver<T> into(java.util.concurrent.CompletableFuture<T> f) {
+        return new io.grpc.stub.StreamObserver<>() {
+            @Override
+            public void onNext(T value) {
+                f.complete(value);
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                f.completeExceptionally(t);
+            }
+
+            @Override
+            public void onCompleted() {
+            }
+        };
+    }
 }
