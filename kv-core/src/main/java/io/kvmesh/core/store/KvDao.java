@@ -36,8 +36,8 @@ public interface KvDao {
     List<Entry> listPrefix(@Bind("prefix") String prefix, @Bind("upper") String upper,
                            @Bind("after") String after, @Bind("limit") int limit, @Bind("maxBytes") long maxBytes);
 
-    /** The log rows of those of these operation ids that were applied (or rejected) already. */
-    @SqlQuery("SELECT " + OPLOG_COLUMNS + " FROM kv_oplog WHERE id = ANY(:ids)")
+    /** The log rows of those of these operation ids that were applied (or rejected) already (the applier's query). */
+    @SqlQuery(ApplyTransaction.KNOWN)
     @RegisterRowMapper(Rows.OplogMapper.class)
     List<OplogRow> knownOperations(@Bind("ids") String[] ids);
 
