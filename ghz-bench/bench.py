@@ -319,6 +319,44 @@ class Bench:
                     return int(d)
         return None
 
+    # -- how many writes share a broker message and a PostgreSQL transaction (group commit at work)
+
+    def admin_urls(self):
+        """The /metrics URLs of the replicas and consumers, from the stack's own stack.env."""
+        st = read_env(os.path.join(self.run_dir, "stack.env")) if os.path.exists(os.path.join(self.run_dir, "stack.env")) else {}
+        ports = [p for k in ("KVMESH_REPLICA_ADMIN_PORTS", "KVMESH_CONSUMER_HTTP_PORTS")
+                 for p in shlex.split(st.get(k) or "")[0:1] for p in p.split(",") if p.strip()]
+        return [f"http://127.0.0.1:{p.strip()}/metrics" for p in ports]
+
+    def batch_counters(self):
+        """Totals over every replica and consumer: operations and broker messages published
+        (kvmesh_publish_batch_ops), operations and transactions applied (kvmesh_consumer_batch_size). None if a
+        part did not answer."""
+        totals = dict.fromkeys(BATCH_METRICS, 0.0)
+        for url in self.admin_urls():
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    text = resp.read().decode()
+            except (OSError, urllib.error.URLError):
+                return None
+            for line in text.splitlines():
+                m = METRIC_LINE.match(line)
+                if m and m.group(1) in totals:
+                    totals[m.group(1)] += float(m.group(2))
+        return totals
+
+    @staticmethod
+    def batching(before, after, elapsed):
+        """Operations per broker message and per PostgreSQL transaction between two batch_counters samples."""
+        if not before or not after:
+            return None
+        d = {k: after[k] - before[k] for k in BATCH_METRICS}
+        msgs, txs = d["kvmesh_publish_batch_ops_count"], d["kvmesh_consumer_batch_size_operations_count"]
+        return dict(
+            messages_per_s=round(msgs / elapsed, 1), transactions_per_s=round(txs / elapsed, 1),
+            ops_per_message=round(d["kvmesh_publish_batch_ops_sum"] / msgs, 2) if msgs else None,
+            ops_per_transaction=round(d["kvmesh_consumer_batch_size_operations_sum"] / txs, 2) if txs else None)
+
     # -- one point: warm-up, N runs, CPU per run, median/min/max
 
     def point(self, name, group, fn, runs=None, warm=True, note=None, **meta):
@@ -333,10 +371,14 @@ class Bench:
             pids = [self.cpu.roots[n] for n in ("kv-service-1", "kv-service-2", "kv-consumer-1", "kv-consumer-2")
                     if self.cpu.roots.get(n)] if group == "kvmesh" else []
             for _ in range(runs):
+                counters0 = self.batch_counters() if pids else None
                 before, t0, jit0 = self.cpu.sample(), time.time(), jit_ticks(pids)
                 r = fn(self.m["dur"])
                 elapsed = time.time() - t0
                 after = self.cpu.sample()
+                if counters0:
+                    # the consumers may still apply what this run queued: their figure is what they did meanwhile
+                    r["batching"] = self.batching(counters0, self.batch_counters(), elapsed)
                 if pids:
                     # JIT compiler threads of the kvmesh JVMs during this run (part of the JVMs' CPU above)
                     r["jit_cores"] = round((jit_ticks(pids) - jit0) / CLK / elapsed, 3)
@@ -534,6 +576,10 @@ class Bench:
         for op in ("set", "get"):
             self.point(f"redis {op.upper()}", "ceiling", lambda d, op=op: self.redis_bench(op), warm=False)
         self.point("rabbitmq quorum confirms", "ceiling", self.perftest)
+        # the shape kvmesh's group commit gives the broker: two publishers (the replicas) with one unconfirmed message
+        # each, messages of a few operations, one consumer acking: each message its own WAL write and fsync
+        self.point("rabbitmq quorum, 1 confirm in flight x 2", "ceiling",
+                   lambda d: self.perftest(d, ["-x", "2", "-y", "1", "-s", "2500", "-c", "1", "-q", "512"]))
         self.point("postgres 100-row upsert", "ceiling", self.pgbench)
 
     def credentials(self):
@@ -564,12 +610,13 @@ class Bench:
                     p50_ms=float(row["p50_latency_ms"]), p99_ms=float(row["p99_latency_ms"]), p999_ms=None,
                     command=self.masked(cmd))
 
-    def perftest(self, seconds):
+    def perftest(self, seconds, shape=("-x", "1", "-y", "1", "-s", "256", "-c", "1000")):
         e = self.e
+        queue = "ghz-bench-perftest" + ("" if "-q" not in shape else "-shape")
         cmd = [f"{e['JAVA_HOME']}/bin/java", "-Xmx256m", "-cp", f"{e['PERFTEST_LIB']}/*", "com.rabbitmq.perf.PerfTest",
                "-h", f"amqp://{self.credentials()['KVMESH_AMQP_USER']}:{self.credentials()['KVMESH_AMQP_PASSWORD']}"
-                     f"@127.0.0.1:{e['AMQP_PORT']}/%2F", "-x", "1", "-y", "1", "-s", "256",
-               "--quorum-queue", "-u", "ghz-bench-perftest", "-c", "1000", "-z", str(seconds)]
+                     f"@127.0.0.1:{e['AMQP_PORT']}/%2F", *shape,
+               "--quorum-queue", "-u", queue, "-z", str(seconds)]
         out = sh(cmd, timeout=seconds + 90)
         sent = re.search(r"sending rate avg: ([\d.]+) msg/s", out)
         recv = re.search(r"receiving rate avg: ([\d.]+) msg/s", out)
@@ -782,7 +829,8 @@ TARGET_NOTES = {
 
 LEVER_VARS = ("KVMESH_PUBLISH_BATCH_OPS", "KVMESH_PUBLISH_IN_FLIGHT", "KVMESH_WORKER_THREADS", "KVMESH_JAVA_OPTS",
               "KVMESH_ENVOY_CONCURRENCY", "KVMESH_NGINX_WORKERS", "KVMESH_AUTH", "KVMESH_PARTITIONS",
-              "KVMESH_PUBLISHER_LANES", "KVMESH_EVENTS_IDLE_MS", "KVMESH_PUBLISH_LINGER_US")
+              "KVMESH_PUBLISHER_LANES", "KVMESH_EVENTS_IDLE_MS", "KVMESH_PUBLISH_LINGER_US", "KVMESH_RABBITMQ_ERL_ARGS",
+              "KVMESH_GRPC_EVENT_LOOPS")
 LEVERS = [
     dict(name="baseline", what="the defaults: group commit on, 1 partition queue, gRPC handlers on the transport's "
          "threads, JVMs -Xmx512m (G1), Envoy logs only errors and slow requests"),
@@ -825,6 +873,17 @@ LEVERS = [
          "confirms come back fast", env={"KVMESH_PUBLISH_LINGER_US": "1000"}, extra=True),
     dict(name="publish linger 3 ms", what="the same with 3 ms (KVMESH_PUBLISH_LINGER_US=3000)",
          env={"KVMESH_PUBLISH_LINGER_US": "3000"}, extra=True),
+    dict(name="Netty 1 event loop", what="each replica's gRPC transport on one Netty event-loop thread (the handlers "
+         "run on it too) instead of grpc-java's shared loops, twice the processors (KVMESH_GRPC_EVENT_LOOPS=1; "
+         "measured first on 2026-12-07 with -Dio.grpc.netty.shaded.io.netty.eventLoopThreads=1)",
+         env={"KVMESH_GRPC_EVENT_LOOPS": "1"}, extra=True),
+    dict(name="Netty 2 event loops", what="the same with two event-loop threads (KVMESH_GRPC_EVENT_LOOPS=2)",
+         env={"KVMESH_GRPC_EVENT_LOOPS": "2"}, extra=True),
+    dict(name="Netty default event loops", what="grpc-java's shared event loops, twice the processors "
+         "(KVMESH_GRPC_EVENT_LOOPS=0)", env={"KVMESH_GRPC_EVENT_LOOPS": "0"}, extra=True),
+    dict(name="RabbitMQ 1 scheduler", what="the broker's Erlang VM with one scheduler thread instead of one per core "
+         "(KVMESH_RABBITMQ_ERL_ARGS='+S 1:1'): no hand-offs between scheduler threads on the way from a publish to "
+         "its confirm", env={"KVMESH_RABBITMQ_ERL_ARGS": "+S 1:1"}, extra=True),
     dict(name="C1 only", what="all four JVMs compile with C1 only (-XX:TieredStopAtLevel=1): less JIT work, slower "
          "code", env={"KVMESH_JAVA_OPTS": "-Xmx512m -XX:TieredStopAtLevel=1"}, extra=True),
     dict(name="baseline again", what="the defaults once more, last: the run-to-run noise of this invocation"),
@@ -911,6 +970,10 @@ def summarise(entry):
         us = [r["cpu"][g]["us_per_req"] for r in runs if g in r["cpu"] and r["cpu"][g]["us_per_req"] is not None]
         cpu[g] = {"cores": round(statistics.median(cores), 3), "us_per_req": round(statistics.median(us), 2) if us else None}
     med["cpu"] = cpu
+    for key in ("ops_per_message", "ops_per_transaction"):
+        vals = [r["batching"][key] for r in runs if (r.get("batching") or {}).get(key) is not None]
+        if vals:
+            med[key] = statistics.median(vals)
     servers = {g: v for g, v in cpu.items() if g != "load generator"}
     if servers:
         top = max(servers, key=lambda g: servers[g]["cores"])
@@ -919,6 +982,10 @@ def summarise(entry):
     entry["median"] = med
     entry["range"] = rng
 
+
+BATCH_METRICS = ("kvmesh_publish_batch_ops_sum", "kvmesh_publish_batch_ops_count",
+                 "kvmesh_consumer_batch_size_operations_sum", "kvmesh_consumer_batch_size_operations_count")
+METRIC_LINE = re.compile(r"^([a-z_]+)(?:\{[^}]*\})? ([0-9.eE+-]+)$")
 
 RATIOS = [
     # (name, numerator scenario, denominator scenario, goal or None)

@@ -207,9 +207,12 @@ def levers_section(w, lev, out, title="Levers: CPU per request and throughput, o
             continue   # a selection run with GHZ_BENCH_ONLY
         w(f"### {title}")
         w("")
+        writes = title == "Write path"
         w(f"| scenario | lever | throughput /s (min–max) | {vs} | CPU µs/req, servers | {vs} | "
-          + " | ".join(LEVER_ROLES) + " | load generator | others (cores) | warm-up |")
-        w("| --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in LEVER_ROLES) + " | --- | --- | --- |")
+          + " | ".join(LEVER_ROLES) + " | load generator | others (cores) | warm-up |"
+          + (" ops per message / per transaction |" if writes else ""))
+        w("| --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in LEVER_ROLES) + " | --- | --- | --- |"
+          + (" --- |" if writes else ""))
         for name in names:
             b = base.get(name)
             b_tput = b["median"]["throughput"] if b else None
@@ -227,8 +230,55 @@ def levers_section(w, lev, out, title="Levers: CPU per request and throughput, o
                 w(f"| {name} | {c['lever']} | {n(m['throughput'])}{rng(e, 'throughput')} | "
                   f"{'' if same else delta(m['throughput'], b_tput)} | {n(us['servers'])} | "
                   f"{'' if same else delta(us['servers'], b_us)} | " + " | ".join(cells)
-                  + f" | {n(us.get('load generator'))} | {ms(m.get('others_cores'))} | {warm_cell(e)} |")
+                  + f" | {n(us.get('load generator'))} | {ms(m.get('others_cores'))} | {warm_cell(e)} |"
+                  + (f" {batch_cell(m)} |" if writes else ""))
         w("")
+
+
+def batch_cell(m):
+    """'ops per broker message / ops per PostgreSQL transaction' of a write scenario's median, or ''."""
+    a, b = m.get("ops_per_message"), m.get("ops_per_transaction")
+    if a is None and b is None:
+        return ""
+    return f"{'-' if a is None else f'{a:.1f}'} / {'-' if b is None else f'{b:.1f}'}"
+
+
+def group_commit_section(w, sc, by):
+    """How many writes shared a broker message and a PostgreSQL transaction in each kvmesh write scenario, and what
+    one message and one transaction cost: the figures the write path's CPU per request follows from."""
+    rows = [e for e in sc if e.get("group") == "kvmesh" and e.get("median") and e["median"].get("ops_per_message")]
+    if not rows:
+        return
+    w("## Group commit: writes per broker message and per transaction")
+    w("")
+    w("Summed over the replicas' `kvmesh_publish_batch_ops` and the consumers' `kvmesh_consumer_batch_size` (their "
+      "/metrics, read before and after each measured run; medians over the runs). A message's cost in RabbitMQ and a "
+      "transaction's in PostgreSQL are the processes' cores ÷ messages (transactions) per second. Compare with the "
+      "ceiling *rabbitmq quorum, 1 confirm in flight x 2*: the broker's CPU per message when each message is its own "
+      "write-ahead-log write and fsync, the shape the replicas' lanes (one unconfirmed message each) give it.")
+    w("")
+    w("| scenario | writes /s | ops per message | messages /s | RabbitMQ µs per message | ops per transaction | "
+      "transactions /s | PostgreSQL µs per transaction |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for e in rows:
+        m = e["median"]
+        runs = [r["batching"] for r in e["runs"] if r.get("batching")]
+        msgs = sorted(r["messages_per_s"] for r in runs)[len(runs) // 2] if runs else None
+        txs = sorted(r["transactions_per_s"] for r in runs)[len(runs) // 2] if runs else None
+        cpu = m.get("cpu") or {}
+        rmq = (cpu.get("rabbitmq") or {}).get("cores")
+        pg = (cpu.get("postgres") or {}).get("cores")
+        w(f"| {e['name']} | {n(m['throughput'])} | {m['ops_per_message']:.1f} | {n(msgs)} | "
+          f"{n(rmq / msgs * 1e6) if rmq and msgs else ''} | "
+          f"{'' if m.get('ops_per_transaction') is None else format(m['ops_per_transaction'], '.1f')} | {n(txs)} | "
+          f"{n(pg / txs * 1e6) if pg and txs else ''} |")
+    shape = by.get("rabbitmq quorum, 1 confirm in flight x 2")
+    if shape and shape.get("median") and (shape["median"].get("cpu") or {}).get("rabbitmq"):
+        sm = shape["median"]
+        w("")
+        w(f"Ceiling of the same shape: {n(sm['throughput'])} messages/s at "
+          f"{n(sm['cpu']['rabbitmq']['us_per_req'])} µs of RabbitMQ CPU per message.")
+    w("")
 
 
 def load_levers(results_dir):
@@ -347,6 +397,8 @@ def report(doc, src, out, img_dir, levers=None):
           f"messages after *{worst['name']}*, drained in {b['drained_s']} s | | "
           f"{'yes' if b['messages'] == 0 or b['drained_s'] <= 5 else '**no**'} |")
     w("")
+
+    group_commit_section(w, sc, by)
 
     idle = by.get("idle (no load)")
     if idle and idle.get("median") and idle["median"].get("cpu"):

@@ -796,7 +796,8 @@ rmq_env() {
     RABBITMQ_ADVANCED_CONFIG_FILE="$RMQ_DIR/advanced.config"
     RABBITMQ_CONF_ENV_FILE="$RMQ_DIR/rabbitmq-env.conf"
     RABBITMQ_PID_FILE="$RMQ_PIDFILE"
-    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    # KVMESH_RABBITMQ_ERL_ARGS: extra emulator flags (e.g. "+S 1:1"), for the benchmark's levers
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}${KVMESH_RABBITMQ_ERL_ARGS:+ $KVMESH_RABBITMQ_ERL_ARGS}"
     RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
     ERL_CRASH_DUMP="$LOGS/rabbitmq/erl_crash.dump"
     ERL_EPMD_ADDRESS=127.0.0.1

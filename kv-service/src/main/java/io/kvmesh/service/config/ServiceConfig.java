@@ -17,6 +17,9 @@ import java.time.Duration;
  * @param bindAddress     address the gRPC server binds (127.0.0.1 natively, 0.0.0.0 in a container)
  * @param port            gRPC port
  * @param workerThreads   threads running request handlers; 0 runs them on the transport's threads (they never block)
+ * @param eventLoops      the gRPC transport's Netty event-loop threads (all connections share them; with
+ *                        {@code workerThreads} 0 the handlers run on them too); 0 keeps grpc-java's default, twice the
+ *                        processors
  * @param publishing      how writes are coalesced into broker messages (lanes, messages in flight, batch bounds)
  * @param shutdownGrace   how long in-flight calls may take to finish on shutdown
  * @param startupTimeout  how long to wait for PostgreSQL at start-up
@@ -29,7 +32,7 @@ import java.time.Duration;
  * @param auth            whether KeyValue calls need a token, and the keys tokens are checked with
  * @param admin           the admin HTTP endpoint (/healthz, /metrics) and the meters' instance name
  */
-public record ServiceConfig(String bindAddress, int port, int workerThreads, PublishBatching publishing, Duration shutdownGrace,
+public record ServiceConfig(String bindAddress, int port, int workerThreads, int eventLoops, PublishBatching publishing, Duration shutdownGrace,
                             Duration startupTimeout, Duration syncTimeout, WatchLimits watch, Duration pendingMarkTtl, Duration eventsIdle, PostgresConfig postgres,
                             RedisConfig redis, AmqpConfig amqp, Limits limits, AuthConfig auth, AdminSettings admin) {
 
@@ -38,6 +41,7 @@ public record ServiceConfig(String bindAddress, int port, int workerThreads, Pub
                 env.string("KVMESH_GRPC_BIND", "127.0.0.1"),
                 env.integer("KVMESH_GRPC_PORT", 9090, 0, 65535),
                 env.integer("KVMESH_WORKER_THREADS", 0, 0, 1024),
+                env.integer("KVMESH_GRPC_EVENT_LOOPS", 0, 0, 256),
                 PublishBatching.from(env),
                 env.millis("KVMESH_SHUTDOWN_GRACE_MS", 10_000),
                 env.millis("KVMESH_STARTUP_TIMEOUT_MS", 60_000),
