@@ -257,7 +257,7 @@ def group_commit_section(w, sc, by):
       "ceiling *rabbitmq quorum, 1 confirm in flight x 2*: the broker's CPU per message when each message is its own "
       "write-ahead-log write and fsync, the shape the replicas' lanes (one unconfirmed message each) give it.")
     w("")
-    w("| scenario | writes /s | ops per message | messages /s | RabbitMQ µs per message | ops per transaction | "
+    w("| scenario | requests /s | ops per message | messages /s | RabbitMQ µs per message | ops per transaction | "
       "transactions /s | PostgreSQL µs per transaction |")
     w("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for e in rows:
