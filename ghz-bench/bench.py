@@ -321,28 +321,33 @@ class Bench:
 
     # -- how many writes share a broker message and a PostgreSQL transaction (group commit at work)
 
-    def admin_urls(self):
-        """The /metrics URLs of the replicas and consumers, from the stack's own stack.env."""
-        st = read_env(os.path.join(self.run_dir, "stack.env")) if os.path.exists(os.path.join(self.run_dir, "stack.env")) else {}
-        ports = [p for k in ("KVMESH_REPLICA_ADMIN_PORTS", "KVMESH_CONSUMER_HTTP_PORTS")
-                 for p in shlex.split(st.get(k) or "")[0:1] for p in p.split(",") if p.strip()]
-        return [f"http://127.0.0.1:{p.strip()}/metrics" for p in ports]
+    def metrics_texts(self, *port_settings):
+        """The Prometheus text of each part whose port the stack's own stack.env lists under these settings
+        (KVMESH_REPLICA_ADMIN_PORTS, KVMESH_CONSUMER_HTTP_PORTS); None if a part did not answer."""
+        path = os.path.join(self.run_dir, "stack.env")
+        st = read_env(path) if os.path.exists(path) else {}
+        texts = []
+        for key in port_settings:
+            for port in (p for v in shlex.split(st.get(key) or "")[0:1] for p in v.split(",") if p.strip()):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port.strip()}/metrics", timeout=5) as resp:
+                        texts.append(resp.read().decode())
+                except (OSError, urllib.error.URLError):
+                    return None
+        return texts
 
     def batch_counters(self):
         """Totals over every replica and consumer: operations and broker messages published
         (kvmesh_publish_batch_ops), operations and transactions applied (kvmesh_consumer_batch_size). None if a
         part did not answer."""
+        texts = self.metrics_texts("KVMESH_REPLICA_ADMIN_PORTS", "KVMESH_CONSUMER_HTTP_PORTS")
+        if texts is None:
+            return None
         totals = dict.fromkeys(BATCH_METRICS, 0.0)
-        for url in self.admin_urls():
-            try:
-                with urllib.request.urlopen(url, timeout=5) as resp:
-                    text = resp.read().decode()
-            except (OSError, urllib.error.URLError):
-                return None
-            for line in text.splitlines():
-                m = METRIC_LINE.match(line)
-                if m and m.group(1) in totals:
-                    totals[m.group(1)] += float(m.group(2))
+        for line in (ln for t in texts for ln in t.splitlines()):
+            m = METRIC_LINE.match(line)
+            if m and m.group(1) in totals:
+                totals[m.group(1)] += float(m.group(2))
         return totals
 
     @staticmethod
@@ -719,20 +724,15 @@ class Bench:
     def apply_lag_buckets(self):
         """The consumers' accept → commit histogram (kvmesh_consumer_apply_lag_seconds, cumulative buckets summed over
         partitions and consumers): {upper bound in seconds: count}; None if a consumer did not answer."""
-        st = read_env(os.path.join(self.run_dir, "stack.env")) if os.path.exists(os.path.join(self.run_dir, "stack.env")) else {}
-        ports = [p for p in shlex.split(st.get("KVMESH_CONSUMER_HTTP_PORTS") or "")[0:1] for p in p.split(",") if p.strip()]
+        texts = self.metrics_texts("KVMESH_CONSUMER_HTTP_PORTS")
+        if texts is None:
+            return None
         buckets = {}
-        for port in ports:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-                    text = resp.read().decode()
-            except (OSError, urllib.error.URLError):
-                return None
-            for line in text.splitlines():
-                b = LAG_BUCKET.match(line)
-                if b:
-                    le = float("inf") if b.group(1) == "+Inf" else float(b.group(1))
-                    buckets[le] = buckets.get(le, 0.0) + float(b.group(2))
+        for line in (ln for t in texts for ln in t.splitlines()):
+            b = LAG_BUCKET.match(line)
+            if b:
+                le = float("inf") if b.group(1) == "+Inf" else float(b.group(1))
+                buckets[le] = buckets.get(le, 0.0) + float(b.group(2))
         return buckets or None
 
     @staticmethod
