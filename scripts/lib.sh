@@ -1,40 +1,6 @@
-# Shell helpers shared by start.sh and scripts/servers.sh (sourced, never run): one copy of each.
+# Shell helpers (sourced, never run): kvstack_exec, the hand-over of start.sh and scripts/servers.sh to the stack
+# manager (scripts/kvstack), and kill_leftovers for the test scripts.
 # shellcheck shell=bash
-
-SYS_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-case ":$PATH:" in *":$SYS_PATH:"*) ;; *) export PATH="${PATH:+$PATH:}$SYS_PATH" ;; esac
-
-now_ms() { date +%s%3N; }
-elapsed() { local ms=$(( $(now_ms) - $1 )); printf '%d.%01ds' $((ms / 1000)) $(((ms % 1000) / 100)); }
-
-pid_alive() { [ -n "${1:-}" ] && [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
-
-read_pid() { [ -s "$1" ] && head -n1 "$1" | tr -dc '0-9' || true; }   # read_pid FILE: the pid in its first line
-
-port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-
-wait_gone() {  # wait_gone SECONDS PID... -> 0 when none is alive
-  local secs="$1"; shift
-  local end=$(( $(now_ms) + secs * 1000 )) p any
-  while :; do
-    any=0
-    for p in "$@"; do pid_alive "$p" && any=1; done
-    [ $any = 0 ] && return 0
-    [ "$(now_ms)" -ge "$end" ] && return 1
-    sleep 0.1
-  done
-}
-
-# Closes every inherited fd above 2 in the current (sub)shell, so a daemon started from it keeps no caller's pipe
-# or lock open.
-close_extra_fds() {
-  local fd
-  for fd in /proc/$BASHPID/fd/*; do
-    fd="${fd##*/}"
-    [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
-  done
-  return 0
-}
 
 # kill_leftovers DIR TAG: ends (SIGKILL) every process still working in, or naming, the private folder DIR after its
 # stack was stopped (a fault can orphan processes, e.g. the workers of a killed nginx master); says so on stderr.

@@ -11,3 +11,13 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 """The clone's top folder (where start.sh lives)."""
+
+# kvstack_exec (scripts/lib.sh) put scripts/ on PYTHONPATH to start this package; the programs it starts (supervisord,
+# the servers, the JVMs) need not inherit that entry.
+_SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_kept = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+         if p and os.path.realpath(p) != os.path.realpath(_SCRIPTS)]
+if _kept:
+    os.environ["PYTHONPATH"] = os.pathsep.join(_kept)
+else:
+    os.environ.pop("PYTHONPATH", None)

@@ -213,8 +213,7 @@ class StackConfigTest {
         assertThat(check).contains("127.0.0.1/" + port, "GET /healthz", " 200 ");
         assertThat(Files.readString(root.resolve(".env.example")))
                 .contains("KVMESH_CONSUMER_HTTP_PORT=" + port, "KVMESH_CONSUMER_HTTP_BIND=127.0.0.1");
-        String startSh = Files.readString(root.resolve("start.sh"));
-        assertThat(startSh).contains("KVMESH_CONSUMER_HTTP_PORT=", "/healthz").doesNotContain("connected to the broker");
+        assertThat(nativeMode()).contains("KVMESH_CONSUMER_HTTP_PORT", "/healthz").doesNotContain("connected to the broker");
     }
 
     /** An OutOfMemoryError must end the JVM, so the supervisor (native) or the restart policy (compose) replaces it. */
@@ -223,7 +222,7 @@ class StackConfigTest {
         String javaBase = dockerfile.substring(dockerfile.indexOf(" AS java-base\n"));
         javaBase = javaBase.substring(0, javaBase.indexOf("\nFROM "));
         assertThat(javaBase).contains("-XX:+ExitOnOutOfMemoryError");
-        assertThat(Files.readString(root.resolve("start.sh"))).contains("-XX:+ExitOnOutOfMemoryError");
+        assertThat(nativeMode()).contains("-XX:+ExitOnOutOfMemoryError");
     }
 
     /** An idle Watch lives as long as its client wants: no idle or route timeout cuts it at Envoy or nginx. */
@@ -307,6 +306,19 @@ class StackConfigTest {
         assertThat(nginx).contains("add_header Allow $kvmesh_allow always;", "application/x-ndjson", "proxy_hide_header grpc-encoding;");
     }
 
+    /** Native mode's source: start.sh and the stack manager it hands over to (scripts/kvstack/stack and its templates). */
+    private static String nativeMode() throws IOException {
+        StringBuilder text = new StringBuilder(Files.readString(root.resolve("start.sh")));
+        for (String dir : List.of("scripts/kvstack/stack", "scripts/kvstack/templates/stack")) {
+            try (var files = Files.list(root.resolve(dir))) {
+                for (Path f : files.filter(Files::isRegularFile).sorted().toList()) {
+                    text.append('\n').append(Files.readString(f));
+                }
+            }
+        }
+        return text.toString();
+    }
+
     private static String startSh(Path runDir, String... args) throws Exception {
         List<String> cmd = new java.util.ArrayList<>(List.of("bash", root.resolve("start.sh").toString()));
         cmd.addAll(List.of(args));
@@ -365,7 +377,7 @@ class StackConfigTest {
             assertThat(e.get("KVMESH_REDIS_URI")).startsWith("redis://:${KVMESH_REDIS_PASSWORD:?");
             assertThat(e.get("KVMESH_AMQP_URI")).startsWith("amqp://kvmesh:${KVMESH_AMQP_PASSWORD:?");
         }
-        assertThat(Files.readString(root.resolve("start.sh"))).contains("ensure_compose_secrets; ");
+        assertThat(nativeMode()).contains("commands.ensure_compose_secrets(root, environ)");
     }
 
     /**
@@ -378,6 +390,16 @@ class StackConfigTest {
                 "docker/Dockerfile", "docker/postgres-init.sh", "ghz-bench/run.sh", "ghz-bench/bench.py"));
         try (var scripts = Files.list(root.resolve("scripts"))) {
             scripts.filter(f -> f.toString().endsWith(".sh")).forEach(f -> files.add(root.relativize(f).toString()));
+        }
+        for (String dir : List.of("scripts/kvstack", "scripts/kvstack/stack", "scripts/kvstack/servers")) {
+            try (var stack = Files.list(root.resolve(dir))) {
+                stack.filter(f -> f.toString().endsWith(".py")).forEach(f -> files.add(root.relativize(f).toString()));
+            }
+        }
+        for (String dir : List.of("scripts/kvstack/templates/stack", "scripts/kvstack/templates/servers")) {
+            try (var templates = Files.list(root.resolve(dir))) {
+                templates.filter(f -> f.toString().endsWith(".j2")).forEach(f -> files.add(root.relativize(f).toString()));
+            }
         }
         try (var faults = Files.list(root.resolve("scripts/faults"))) {
             faults.filter(f -> f.toString().endsWith(".py")).forEach(f -> files.add(root.relativize(f).toString()));
@@ -403,8 +425,11 @@ class StackConfigTest {
                 assertThat(forbidden.matcher(line).find()).as("%s:%d: %s", file, i + 1, line).isFalse();
             }
         }
-        String servers = Files.readString(root.resolve("scripts/servers.sh"));
-        assertThat(servers).contains("--auth=scram-sha-256", "requirepass", "default_user = $AMQP_USER", "umask 077");
+        String servers = Files.readString(root.resolve("scripts/kvstack/servers/postgres.py"))
+                + Files.readString(root.resolve("scripts/kvstack/templates/servers/redis-auth.conf.j2"))
+                + Files.readString(root.resolve("scripts/kvstack/templates/servers/rabbitmq.conf.j2"))
+                + Files.readString(root.resolve("scripts/kvstack/servers/common.py"));
+        assertThat(servers).contains("--auth=scram-sha-256", "requirepass {{ password }}", "default_user = {{ user }}", "0o600");
     }
 
     /** Each replica serves /healthz and /metrics on its admin port in both modes; Prometheus is read from loopback only. */
@@ -413,8 +438,8 @@ class StackConfigTest {
         assertThat(env("kv-service").get("KVMESH_ADMIN_PORT")).as("KVMESH_ADMIN_PORT of kv-service").matches("\\d+");
         assertThat(env("kv-service")).containsEntry("KVMESH_ADMIN_BIND", "0.0.0.0");
         assertThat(Files.readString(root.resolve(".env.example"))).contains("KVMESH_ADMIN_PORT=", "KVMESH_ADMIN_BIND=127.0.0.1");
-        assertThat(Files.readString(root.resolve("start.sh")))
-                .contains("KVMESH_ADMIN_PORT=", "KVMESH_REPLICA_ADMIN_PORTS", "KVMESH_PROMETHEUS", "/stats/prometheus");
+        assertThat(nativeMode())
+                .contains("KVMESH_ADMIN_PORT", "KVMESH_REPLICA_ADMIN_PORTS", "KVMESH_PROMETHEUS", "/stats/prometheus");
 
         String nginx = render("nginx/nginx.conf", env("nginx"));
         String location = nginx.substring(nginx.indexOf("location = /prometheus/api/v1/query {"));

@@ -1,0 +1,216 @@
+"""The run folder's configuration: conf/supervisord.conf and conf/prometheus.yml (Jinja2 templates under
+kvstack/templates/stack), conf/envoy.yaml and conf/nginx.conf from the repo's templates (scripts/render-config.sh's
+rules: every ${KVMESH_*} replaced, an unset one is an error, the #@ENDPOINTS@ line expanded)."""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import jinja2
+
+from kvstack import ROOT
+from kvstack.stack.paths import RunDir
+from kvstack.stack.settings import Settings
+
+TEMPLATES = os.path.join(ROOT, "scripts", "kvstack", "templates", "stack")
+PID_WRAPPER = 'echo $$ >"$0" && exec "$@"'
+
+
+# ---------------------------------------------------------------- supervisord.conf quoting
+
+def sv_word(word: str) -> str:
+    """WORD as one shell-like word for command=: double-quoted, \\ and " escaped, % doubled (supervisord expands
+    %(name)s in every value)."""
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+
+
+def sv_words(words: Sequence[str]) -> str:
+    return " ".join(sv_word(w) for w in words)
+
+
+def sv_path(path: str) -> str:
+    return path.replace("%", "%%")
+
+
+def sv_env_value(value: str) -> str:
+    """An environment= value: quoted (commas), % doubled."""
+    return '"' + value.replace("%", "%%") + '"'
+
+
+def sv_env(env: Sequence[tuple[str, str]]) -> str:
+    return ",".join(f"{name}={sv_env_value(value)}" for name, value in env)
+
+
+@dataclass
+class Program:
+    name: str
+    priority: int
+    stopsignal: str
+    stopwaitsecs: int
+    log: str
+    command: list[str]
+    env: list[tuple[str, str]] = field(default_factory=list)
+
+
+def with_pidfile(run: RunDir, part: str) -> list[str]:
+    """A shell writes its own pid to pids/PART.pid, then becomes the program (exec keeps the pid)."""
+    return ["/bin/sh", "-c", PID_WRAPPER, f"{run.pids}/{part}.pid"]
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True, trim_blocks=True,
+                             undefined=jinja2.StrictUndefined, autoescape=False)
+    env.filters.update(sv_path=sv_path, sv_words=sv_words, sv_env=sv_env,
+                       quoted_targets=lambda ports: ", ".join(f"'127.0.0.1:{p}'" for p in ports))
+    return env
+
+
+@dataclass
+class Binaries:
+    java_home: str
+    envoy: str
+    jar_service: str
+    jar_consumer: str
+
+
+def supervisor_programs(s: Settings, run: RunDir, bins: Binaries, rabbit_parts: Sequence[str],
+                        servers_env: Mapping[str, str], environ: Mapping[str, str]) -> list[Program]:
+    """Every part as a supervisord program; priorities only order the first start: servers, Java, edge."""
+    rd, logs = run.path, run.logs
+    servers = os.path.join(s.root, "scripts", "servers.sh")
+    base_env = list(servers_env.items())  # the servers' addresses and credentials for the Java processes
+    java = [f"{bins.java_home}/bin/java", "-XX:+ExitOnOutOfMemoryError", *s.java_opts.split()]
+    # PostgreSQL stops on SIGINT (fast shutdown: SIGTERM would wait for every pooled connection to close)
+    progs = [Program("postgres", 10, "INT", 30, f"{logs}/postgres.log", [servers, "run", rd, "postgres"]),
+             Program("redis", 10, "TERM", 30, f"{logs}/redis-console.log", [servers, "run", rd, "redis"])]
+    if servers_env.get("KVMESH_PG_STANDBY_PORT"):
+        progs.append(Program("postgres-standby", 10, "INT", 30, f"{logs}/postgres-standby.log",
+                             [servers, "run", rd, "postgres-standby"]))
+    for part in rabbit_parts:
+        progs.append(Program(part, 10, "TERM", 45, f"{logs}/{part}-console.log", [servers, "run", rd, part]))
+    for i in range(1, s.replicas + 1):
+        part = f"kv-service-{i}"
+        env = [*base_env, ("KVMESH_GRPC_BIND", "127.0.0.1"), ("KVMESH_GRPC_PORT", s.replica_ports[i - 1]),
+               ("KVMESH_AUTH", s.auth)]
+        if s.auth != "off":
+            env.append(("KVMESH_AUTH_JWKS_FILE", f"{run.secrets}/auth-jwks.json"))
+        env += [("KVMESH_ADMIN_BIND", "127.0.0.1"), ("KVMESH_ADMIN_PORT", s.replica_admin_ports[i - 1]),
+                ("KVMESH_INSTANCE", part)]
+        progs.append(Program(part, 20, "TERM", 20, f"{logs}/{part}.log",
+                             [*with_pidfile(run, part), *java, f"-Dkvmesh.run={rd}", f"-Dkvmesh.part={part}", "-jar",
+                              bins.jar_service], env))
+    for i in range(1, s.consumers + 1):
+        part = f"kv-consumer-{i}"
+        env = [*base_env, ("KVMESH_CONSUMER_HTTP_BIND", "127.0.0.1"),
+               ("KVMESH_CONSUMER_HTTP_PORT", s.consumer_ports[i - 1]), ("KVMESH_INSTANCE", part)]
+        progs.append(Program(part, 20, "TERM", 20, f"{logs}/{part}.log",
+                             [*with_pidfile(run, part), *java, f"-Dkvmesh.run={rd}", f"-Dkvmesh.part={part}", "-jar",
+                              bins.jar_consumer], env))
+    # Hot restart is off: a supervisor restarts Envoy instead, and without shared memory stacks need no base ids
+    progs.append(Program("envoy", 30, "TERM", 15, f"{logs}/envoy.log",
+                         [*with_pidfile(run, "envoy"), bins.envoy, "-c", f"{run.conf}/envoy.yaml", "--concurrency",
+                          environ.get("KVMESH_ENVOY_CONCURRENCY") or "2", "--disable-hot-restart", "--log-level",
+                          "warn"]))
+    # nginx runs through `start.sh __nginx` (commands.run_nginx); SIGQUIT: graceful, bounded by worker_shutdown_timeout
+    progs.append(Program("nginx", 30, "QUIT", 15, f"{logs}/nginx.log",
+                         [os.path.join(s.root, "start.sh"), "__nginx", rd]))
+    if s.prometheus == "1":
+        progs.append(Program("prometheus", 40, "TERM", 15, f"{logs}/prometheus.log",
+                             ["prometheus", f"--config.file={run.conf}/prometheus.yml",
+                              f"--storage.tsdb.path={rd}/prometheus", "--storage.tsdb.retention.time=2d",
+                              f"--web.listen-address=127.0.0.1:{s.prom_port}"]))
+    return progs
+
+
+def supervisor_conf_text(run: RunDir, programs: Sequence[Program], root_user: bool | None = None) -> str:
+    root_user = os.geteuid() == 0 if root_user is None else root_user
+    identifier = re.sub(r"[^A-Za-z0-9_.\n-]", "-", os.path.basename(run.path))
+    return _env().get_template("supervisord.conf.j2").render(
+        run_dir=run.path, sock=run.sv_sock, logs=run.logs, pidfile=run.sv_pidfile, identifier=identifier,
+        root=root_user, programs=programs)
+
+
+def write_private(path: str, text: str) -> None:
+    """Writes path atomically with mode 0600 (supervisord.conf holds the stores' passwords)."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def prometheus_yml_text(s: Settings, run: RunDir) -> str:
+    """Prometheus scrapes every replica and consumer at /metrics and Envoy's /stats/prometheus, every 2 s."""
+    return _env().get_template("prometheus.yml.j2").render(
+        run_dir=run.path, replicas=s.replica_admin_ports[: s.replicas], consumers=s.consumer_ports[: s.consumers],
+        admin_port=s.admin_port)
+
+
+# ---------------------------------------------------------------- scripts/render-config.sh's rules
+
+class RenderError(Exception):
+    pass
+
+
+PLACEHOLDER = re.compile(r"\$\{(KVMESH_[A-Z0-9_]*)\}")
+
+
+def render_template_text(tmpl_path: str, environ: Mapping[str, str]) -> str:
+    """TEMPLATE rendered as scripts/render-config.sh renders it (RenderError with its message otherwise)."""
+    try:
+        with open(tmpl_path, encoding="utf-8", newline="\n") as f:
+            text = f.read()
+    except OSError as e:
+        raise RenderError(f"render-config: cannot read {tmpl_path}") from e
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    out: list[str] = []
+    for line in lines:
+        if line.lstrip(" ") == "#@ENDPOINTS@":
+            indent = line.split("#", 1)[0]
+            ups = environ.get("KVMESH_ENVOY_UPSTREAMS", "")
+            if not ups:
+                raise RenderError("render-config: KVMESH_ENVOY_UPSTREAMS is empty")
+            fields = ups.split(",")
+            if fields[-1] == "":
+                fields.pop()
+            for hp in fields:
+                host, port = hp.rsplit(":", 1)[0], hp.rsplit(":", 1)[-1]
+                out += [f"{indent}- endpoint:", f"{indent}    address:",
+                        f'{indent}      socket_address: {{ address: "{host}", port_value: {port} }}']
+        else:
+            out.append(line)
+    rendered = "".join(x + "\n" for x in out)
+    for name in sorted(set(PLACEHOLDER.findall(rendered))):
+        if name not in environ:
+            raise RenderError(f"render-config: {tmpl_path} needs ${name}, which is not set")
+        rendered = rendered.replace("${" + name + "}", environ[name])
+    return rendered
+
+
+def render_template(tmpl_path: str, out_path: str, environ: Mapping[str, str]) -> None:
+    text = render_template_text(tmpl_path, environ)
+    tmp = f"{out_path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, out_path)
+
+
+def edge_environ(s: Settings, run: RunDir, descriptor: str, environ: Mapping[str, str]) -> tuple[dict[str, str],
+                                                                                                   dict[str, str]]:
+    """The environments start.sh rendered envoy.yaml and nginx.conf with (the process's own plus these)."""
+    upstreams = ",".join(f"127.0.0.1:{p}" for p in s.replica_ports[: s.replicas])
+    envoy = dict(environ, KVMESH_ENVOY_BIND="127.0.0.1", KVMESH_ENVOY_PORT=s.envoy_port,
+                 KVMESH_ENVOY_ADMIN_PORT=s.admin_port, KVMESH_DESCRIPTOR=descriptor, KVMESH_ENVOY_DNS="STATIC",
+                 KVMESH_ENVOY_UPSTREAMS=upstreams, KVMESH_ENVOY_ACCESS_LOG=f"{run.logs}/envoy-access.log",
+                 KVMESH_ENVOY_HC_LOG=f"{run.logs}/envoy-health.log")
+    nginx = dict(environ, KVMESH_HTTP_BIND=s.http_bind, KVMESH_HTTP_PORT=s.http_port,
+                 KVMESH_ENVOY_UPSTREAM=f"127.0.0.1:{s.envoy_port}", KVMESH_NGINX_DIR=f"{run.path}/nginx",
+                 KVMESH_HTML_DIR=f"{s.root}/nginx/html",
+                 KVMESH_NGINX_WORKERS=environ.get("KVMESH_NGINX_WORKERS") or "auto",
+                 KVMESH_PROMETHEUS_UPSTREAM=f"127.0.0.1:{s.prom_port or '9'}")
+    return envoy, nginx
