@@ -36,7 +36,7 @@
 #   KVMESH_PROMETHEUS_PORT   its HTTP port, 127.0.0.1 only; the web UI's /metrics.html reads it       (free port)
 #   KVMESH_PG_PORT, KVMESH_REDIS_PORT, KVMESH_AMQP_PORT   pin the servers' ports (free ports otherwise)
 #   KVMESH_RABBITMQ_NODES    RabbitMQ nodes: 1, or a cluster of 3 (parts rabbitmq-1..3; quorum queues on all three;
-#                            kept by the run folder once started)                      (1)
+#                            a run folder keeps its count; a larger one grows it, a smaller one is refused)   (1)
 #   KVMESH_PG_STANDBY        1: a PostgreSQL standby (synchronous streaming replication), part postgres-standby  (0)
 #   KVMESH_PG_STANDBY_PORT   pin the standby's port (a free port otherwise)
 #   KVMESH_JAVA_OPTS         JVM options for the Java processes                        (-Xmx512m)

@@ -10,9 +10,11 @@
 #   scripts/faults.sh full      every fault (about 12 minutes); writes scripts/faults/results/<time>-full.json
 #                               and latest-full.json, and docs/reliability.md from it
 #   scripts/faults.sh report    docs/reliability.md again from scripts/faults/results/latest-full.json
-#   scripts/faults.sh cluster   the stack with a 3-node RabbitMQ cluster (KVMESH_RABBITMQ_NODES=3): kill -9 node 1, then,
+#   scripts/faults.sh cluster   the stack's broker grown from 1 node with queued writes to 3 (KVMESH_RABBITMQ_NODES=3 on
+#                               the same run folder; scripts/faults/grow.py checks them applied once); kill -9 node 1, then,
 #                               once it is back, the node leading most partition queues, under load; nothing lost or
-#                               applied twice, the longest write pause measured (about 3 minutes; ./test.sh --cluster).
+#                               applied twice, the longest write pause measured; then a shrink to 1 node refused,
+#                               changing nothing (about 6 minutes; ./test.sh --cluster).
 #                               Writes scripts/faults/results/latest-cluster.json and its section of docs/reliability.md
 #
 # Exit status: 0 when every verification held, 1 when any failed, 2 on a usage or set-up error.
@@ -82,18 +84,29 @@ export KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" KVMESH_HTTP_PORT="$HTTP_PORT
 export KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" KVMESH_AMQP_PORT="$AMQP_PORT" \
   KVMESH_RABBIT_DIST_PORT="$DIST_PORT"
 if [ "$MODE" = cluster ]; then
-  # three RabbitMQ nodes: nodes 2 and 3 get their AMQP and distribution ports from the same kind of pick
-  export KVMESH_RABBITMQ_NODES=3
+  # three RabbitMQ nodes, grown from one (below): nodes 2 and 3 get their AMQP and distribution ports from the same
+  # kind of pick
   KVMESH_RABBIT_CLUSTER_PORTS="$(scripts/free-ports 15 | tr ' ' '\n' | grep -vxF -e "$HTTP_PORT" -e "$ENVOY_PORT" -e "$ADMIN_PORT" \
     -e "$R1" -e "$R2" -e "$PG_PORT" -e "$REDIS_PORT" -e "$AMQP_PORT" -e "$DIST_PORT" -e "$C1" -e "$C2" | head -n 4 | paste -sd,)"
   export KVMESH_RABBIT_CLUSTER_PORTS
 fi
-step "starting the stack in $RUN_DIR (nginx :$HTTP_PORT, envoy :$ENVOY_PORT${KVMESH_RABBITMQ_NODES:+, $KVMESH_RABBITMQ_NODES RabbitMQ nodes})"
+step "starting the stack in $RUN_DIR (nginx :$HTTP_PORT, envoy :$ENVOY_PORT${KVMESH_RABBITMQ_NODES:+, $KVMESH_RABBITMQ_NODES RabbitMQ nodes}$([ "$MODE" != cluster ] || echo ", 1 RabbitMQ node, grown to 3 below"))"
 # Two partition queues (unless KVMESH_PARTITIONS says otherwise), not start.sh's single one for a new run folder: the
 # phases then also cover what only several queues can do (one replica's writes split over two queues and two consumer
 # transactions, the request-id probe's keys in different queues, a takeover while the other queue goes on).
 export KVMESH_PARTITIONS="${KVMESH_PARTITIONS:-2}"
 ./start.sh || { echo "[faults] ERROR: the stack did not start (logs: $RUN_DIR/logs)" >&2; exit 2; }
+grow() { python3 -B scripts/faults/grow.py "$1" --root "$ROOT" --run-dir "$RUN_DIR" --state "$RUN_DIR/$2" "${@:3}"; }
+if [ "$MODE" = cluster ]; then
+  # Growing the broker of a stack with data (issue 19): writes acknowledged and still queued (consumers stopped),
+  # the stack stopped and started again with KVMESH_RABBITMQ_NODES=3 on the same run folder: node 1 keeps its queues,
+  # nodes 2 and 3 join it, every queue gets a member on each, every queued write is applied exactly once.
+  step "growing the broker under data: 1 node with queued writes -> KVMESH_RABBITMQ_NODES=3 on the same run folder"
+  grow queue grow-1.json || exit 1
+  ./start.sh stop >"$RUN_DIR/stop-grow.log" 2>&1 || { echo "[faults] ERROR: start.sh stop failed" >&2; exit 1; }
+  KVMESH_RABBITMQ_NODES=3 ./start.sh || { echo "[faults] ERROR: the grown stack did not start (logs: $RUN_DIR/logs)" >&2; exit 1; }
+  grow verify grow-1.json --nodes 3 || exit 1
+fi
 
 ARGS=(--mode "$MODE" --root "$ROOT" --run-dir "$RUN_DIR" --command "scripts/faults.sh $MODE")
 if [ -n "${KVMESH_FAULTS_ONLY:-}" ]; then
@@ -109,6 +122,22 @@ set +e
 python3 -B scripts/faults/checker.py "${ARGS[@]}"
 rc=$?
 set -e
+if [ "$MODE" = cluster ] && [ $rc = 0 ]; then
+  # Shrinking is refused up front, changing nothing: writes queued again, the stack stopped, KVMESH_RABBITMQ_NODES=1
+  # refused (exit 1, a message saying what to do), then started as it was: every queued write applied exactly once.
+  step "shrinking the broker is refused: 3 nodes with queued writes, KVMESH_RABBITMQ_NODES=1 ./start.sh"
+  grow queue grow-2.json || rc=1
+  ./start.sh stop >"$RUN_DIR/stop-shrink.log" 2>&1 || rc=1
+  if KVMESH_RABBITMQ_NODES=1 ./start.sh >"$RUN_DIR/shrink.log" 2>&1; then
+    echo "[faults] FAIL: KVMESH_RABBITMQ_NODES=1 started a 3-node run folder" >&2; rc=1
+  elif ! grep -q "would shrink it" "$RUN_DIR/shrink.log"; then
+    echo "[faults] FAIL: the shrink was not refused with its message:" >&2; tail -n 5 "$RUN_DIR/shrink.log" >&2; rc=1
+  else
+    step "refused: $(grep -o 'runs a cluster of [0-9] nodes and KVMESH_RABBITMQ_NODES=1 would shrink it' "$RUN_DIR/shrink.log")"
+  fi
+  ./start.sh >"$RUN_DIR/start-again.log" 2>&1 || { echo "[faults] FAIL: the stack did not start again" >&2; rc=1; }
+  grow verify grow-2.json --nodes 3 || rc=1
+fi
 if [ "$MODE" = full ] && [ -z "${KVMESH_FAULTS_ONLY:-}" ]; then
   cp -f "$(ls -1t "$RESULTS"/*-full.json | head -n1)" "$RESULTS/latest-full.json"
 fi

@@ -151,14 +151,52 @@ def test_pinned_cluster_ports(tmp_path: Path) -> None:
     assert s.node(3).dir == f"{s.rd.dir}/rabbitmq-3"
 
 
-def test_a_run_folder_keeps_its_cluster_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_run_folder_keeps_its_cluster_and_refuses_to_shrink_it_changing_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     prepared(tmp_path, KVMESH_RABBITMQ_NODES="3")
+    before = read_assignments(f"{tmp_path}/run1/rabbitmq-cluster.state")
+    assert prepared(tmp_path).rmq_nodes == 3  # unset: the run folder's own count
+    assert prepared(tmp_path, KVMESH_RABBITMQ_NODES="3").rmq_nodes == 3
     capsys.readouterr()
-    s = prepared(tmp_path, KVMESH_RABBITMQ_NODES="2")
+    for fewer in ("2", "1"):
+        s = servers(tmp_path, KVMESH_RABBITMQ_NODES=fewer)
+        s.load_state()
+        with pytest.raises(SystemExit) as e:
+            rabbitmq.refuse_shrink(s)  # what claim_run_dir does before anything is written
+        assert e.value.code == 1
+        err = capsys.readouterr().err
+        assert f"runs a cluster of 3 nodes and KVMESH_RABBITMQ_NODES={fewer} would shrink it" in err
+        assert "Nothing was changed" in err and "Unset KVMESH_RABBITMQ_NODES (or set it to 3)" in err
+    assert read_assignments(f"{tmp_path}/run1/rabbitmq-cluster.state") == before
+
+
+def test_a_single_node_with_data_grows_to_a_cluster_keeping_node_1(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    s = prepared(tmp_path)
+    node1 = (s.state.rabbit_node, s.state.amqp_port, s.state.dist_port)
+    assert s.rmq_nodes == 1 and not os.path.exists(s.rd.rmq_cluster_state)
+    with open(f"{s.node(1).mnesia}/cluster_nodes.config", "w") as f:  # the broker ran: node 1 has data
+        f.write("{[], []}.\n")
+    capsys.readouterr()
+    s = prepared(tmp_path, KVMESH_RABBITMQ_NODES="3")
     assert s.rmq_nodes == 3
-    assert "WARNING: rabbitmq: " in capsys.readouterr().err
-    s = prepared(tmp_path, KVMESH_RABBITMQ_NODES="1")
-    assert s.rmq_nodes == 3 and "WARNING" not in capsys.readouterr().err
+    assert "growing the broker of" in capsys.readouterr().err
+    assert s.node(1).name == node1[0] and s.node(1).dir == f"{s.rd.dir}/rabbitmq"
+    assert os.path.exists(f"{s.node(1).mnesia}/cluster_nodes.config")  # node 1's data untouched
+    e = env_of(s)
+    assert e["KVMESH_AMQP_QUORUM_SIZE"] == "3" and len(e["KVMESH_AMQP_ADDRESSES"].split(",")) == 3
+    with open(f"{s.rd.dir}/rabbitmq/rabbitmq.conf") as f:
+        conf = f.read()
+    assert all(f"cluster_formation.classic_config.nodes.{n} = {node_name(node1[0], n)}" in conf for n in (1, 2, 3))
+
+
+def test_a_cluster_grows_keeping_the_ports_of_its_nodes(tmp_path: Path) -> None:
+    s = prepared(tmp_path, KVMESH_RABBITMQ_NODES="2", KVMESH_RABBIT_CLUSTER_PORTS="30001,30002")
+    s = prepared(tmp_path, KVMESH_RABBITMQ_NODES="3", KVMESH_RABBIT_CLUSTER_PORTS="30001,30002,30003,30004")
+    assert [(nd.amqp_port, nd.dist_port) for nd in s.nodes()][1:] == [("30001", "30002"), ("30003", "30004")]
+    s = prepared(tmp_path, KVMESH_RABBITMQ_NODES="4")
+    ports = [(nd.amqp_port, nd.dist_port) for nd in s.nodes()][1:]
+    assert ports[:2] == [("30001", "30002"), ("30003", "30004")] and len(set(ports[2])) == 2
 
 
 def test_kvmesh_rmq_index_selects_a_node_and_an_unknown_one_dies(tmp_path: Path,

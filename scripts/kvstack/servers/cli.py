@@ -180,6 +180,7 @@ def claim_run_dir(arg: str | None) -> tuple[Servers, RunDirLock]:
             if run_procs(rd.dir):
                 LOG.die(f"servers of {rd.dir} are already running; stop them first ({SELF} stop {rd.dir})")
             LOG.info(f"reusing data in {rd.dir} (node {s.state.rabbit_node})")
+            rabbitmq.refuse_shrink(s)
     except BaseException:
         lock.release()
         raise

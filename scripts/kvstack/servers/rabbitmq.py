@@ -256,47 +256,73 @@ def prepare_node1(s: Servers) -> None:
     own("rabbitmq", f"{d}/enabled_plugins", f"{d}/rabbitmq-env.conf", f"{d}/rabbitmq.conf", cookie)
 
 
+def wanted_nodes(s: Servers) -> int | None:
+    """KVMESH_RABBITMQ_NODES when it is set (1..7; anything else dies), else None."""
+    raw = s.env.get("KVMESH_RABBITMQ_NODES", "")
+    if not raw:
+        return None
+    if not (len(raw) == 1 and "1" <= raw <= str(MAX_NODES)):
+        LOG.die(f"KVMESH_RABBITMQ_NODES must be 1..{MAX_NODES} (got '{raw}')")
+    return int(raw)
+
+
+def refuse_shrink(s: Servers) -> None:
+    """Before anything of the run folder changes: its broker may grow (cluster_prepare), never shrink. Every quorum
+    queue has a member on each node; taking nodes away means rabbitmq-queues shrink and forget_cluster_node on the
+    running cluster, which kvmesh does not do, and starting fewer nodes would leave the queues without a majority."""
+    want = wanted_nodes(s)
+    if want is not None and want < s.rmq_nodes:
+        LOG.die(f"rabbitmq: {s.rd.dir} runs a cluster of {s.rmq_nodes} nodes and KVMESH_RABBITMQ_NODES={want} would "
+                f"shrink it, which kvmesh does not do (its quorum queues have a member on every node). Nothing was "
+                f"changed. Unset KVMESH_RABBITMQ_NODES (or set it to {s.rmq_nodes}) to start it as it is, or let the "
+                "consumers drain the queues, stop it and start a fresh run folder.")
+
+
 def cluster_ports_wanted(s: Servers, want: int) -> list[str]:
-    """The ports of nodes 2..want (AMQP, dist each): KVMESH_RABBIT_CLUSTER_PORTS, or free ones that none of the other
-    servers has."""
-    need = (want - 1) * 2
+    """The ports of nodes 2..want (AMQP, dist each): those nodes 2..N already have (a grown cluster keeps them), then
+    KVMESH_RABBIT_CLUSTER_PORTS' next ones, or free ones that none of the other servers has."""
+    have = list(s.cluster_ports)
+    need = (want - 1) * 2 - len(have)
+    if need <= 0:
+        return have[: (want - 1) * 2]
     pinned = s.env.get("KVMESH_RABBIT_CLUSTER_PORTS", "")
     if pinned:
-        ports = pinned.replace(",", " ").split()
+        ports = [p for p in pinned.replace(",", " ").split() if p not in have][:need]
     else:
         st = s.state
-        taken = {st.pg_port, s.standby_port, st.redis_port, st.amqp_port, st.dist_port}
+        taken = {st.pg_port, s.standby_port, st.redis_port, st.amqp_port, st.dist_port, *have}
         try:
             ports = [str(p) for p in proc.free_ports(need + 5) if str(p) not in taken]
         except OSError:
             ports = []
     if len(ports) < need:
-        LOG.die(f"rabbitmq cluster: need {need} ports for nodes 2..{want}, have {len(ports)}")
+        LOG.die(f"rabbitmq cluster: need {need} ports for nodes {len(have) // 2 + 2}..{want}, have {len(ports)}")
     for p in ports[:need]:
         if not PORT_RE.match(p):
             LOG.die(f"invalid port '{p}'")
         if proc.port_open(p):
             LOG.die(f"port {p} on 127.0.0.1 is already in use")
-    return ports[:need]
+    return have + ports[:need]
 
 
 def cluster_prepare(s: Servers) -> None:
-    """After the folders and servers.state: the other nodes' ports (kept across starts), folders, cookie, configs."""
+    """After the folders and servers.state: the other nodes' ports (kept across starts), folders, cookie, configs.
+
+    A run folder keeps its nodes; KVMESH_RABBITMQ_NODES above that count grows the broker: node 1 keeps its data
+    (queues, messages not yet applied), the new nodes start blank and join it, and once the stack is up every quorum
+    queue gets a member on each of them (cluster_grow). A smaller count was refused before (refuse_shrink)."""
     f = s.rd.rmq_cluster_state
-    want = s.env.get("KVMESH_RABBITMQ_NODES", "") or "1"
     s.cluster_load()
-    if os.path.isfile(f):
-        if want not in ("1", str(s.rmq_nodes)):
-            LOG.warn(f"rabbitmq: {s.rd.dir} keeps its cluster of {s.rmq_nodes} nodes (KVMESH_RABBITMQ_NODES={want} "
-                     "ignored)")
-    else:
-        if not (len(want) == 1 and "1" <= want <= str(MAX_NODES)):
-            LOG.die(f"KVMESH_RABBITMQ_NODES must be 1..{MAX_NODES} (got '{want}')")
-        if want == "1":
-            return
-        ports = cluster_ports_wanted(s, int(want))
-        write_atomic(f, format_assignments([("RMQ_NODES", want), ("RMQ_CLUSTER_PORTS", ",".join(ports))]))
+    want = wanted_nodes(s) or 1
+    refuse_shrink(s)
+    if want > s.rmq_nodes:
+        grown_from = s.rmq_nodes if (os.path.isfile(f) or dir_nonempty(s.node(1).mnesia)) else 0
+        ports = cluster_ports_wanted(s, want)
+        write_atomic(f, format_assignments([("RMQ_NODES", str(want)), ("RMQ_CLUSTER_PORTS", ",".join(ports))]))
         s.cluster_load()
+        if grown_from:
+            LOG.info(f"rabbitmq: growing the broker of {s.rd.dir} from {grown_from} to {want} nodes: node 1 keeps its "
+                     "data, the new nodes join it, and every quorum queue gets a member on each once the stack is up")
     if s.rmq_nodes <= 1:
         return
     names = [node_name(s.state.rabbit_node, n) for n in range(1, s.rmq_nodes + 1)]

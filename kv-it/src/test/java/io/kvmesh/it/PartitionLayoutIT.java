@@ -66,6 +66,46 @@ class PartitionLayoutIT {
         }
     }
 
+    /**
+     * A broker grown from one node to a cluster: its queues were made without a group size, the services now ask for
+     * three. The existing queues are kept as they are (with their operations), not refused as inequivalent.
+     */
+    @Test
+    void queuesMadeWithoutAGroupSize_areKept_whenTheServicesNowAskForOne() throws Exception {
+        AmqpConfig alone = withPartitions(TestServers.isolate("grown").amqp(), 2);
+        AmqpConfig grown = new AmqpConfig(alone.uri(), alone.namePrefix(), 2, alone.confirmTimeout(),
+                alone.deliveryLimit(), alone.addresses(), 3);
+        QueueTopology before = new QueueTopology(alone);
+        QueueTopology after = new QueueTopology(grown);
+        try (Connection c = new AmqpConnections(alone).open("test")) {
+            try (Channel ch = c.createChannel()) {
+                before.declare(ch);
+                ch.confirmSelect();
+                ch.basicPublish(before.opsExchange(), QueueTopology.routingKey(1), MessageProperties.PERSISTENT_BASIC,
+                        "queued on one node".getBytes(StandardCharsets.UTF_8));
+                ch.waitForConfirmsOrDie(5_000);
+            }
+            try (Channel ch = c.createChannel()) {
+                after.declare(ch);
+                assertThat(ch.isOpen()).isTrue();
+            }
+            await().until(() -> messages(c, after.partitionQueue(1)) == 1);
+            try (Channel ch = c.createChannel()) {
+                ch.queueDelete(after.deadLetterQueue());
+                for (int p = 0; p < 2; p++) {
+                    ch.queueDelete(after.partitionQueue(p));
+                }
+                // a missing queue is declared with today's arguments (a group size of 3 on a single node: one member)
+                after.declare(ch);
+                assertThat(messages(c, after.partitionQueue(0))).isZero();
+                ch.queueDelete(after.deadLetterQueue());
+                for (int p = 0; p < 2; p++) {
+                    ch.queueDelete(after.partitionQueue(p));
+                }
+            }
+        }
+    }
+
     private static long messages(Connection c, String queue) throws Exception {
         try (Channel ch = c.createChannel()) {
             return ch.queueDeclarePassive(queue).getMessageCount();

@@ -12,8 +12,12 @@ import java.util.Map;
 import java.util.concurrent.TimeoutException;
 
 /**
- * Names and declarations of the exchanges and queues. Both processes declare them at start-up; declaring again
- * with the same arguments is a no-op, so start order does not matter.
+ * Names and declarations of the exchanges and queues. Both processes declare them at start-up, so start order does
+ * not matter: a missing queue is declared with the arguments below; a queue that exists is left as it was made (a
+ * passive declaration first). Its arguments need not match today's: a broker grown from one node to three keeps the
+ * queues it made alone, without {@code x-quorum-initial-group-size}, and the stack manager adds their members on the
+ * new nodes ({@code rabbitmq-queues grow}); declaring them again with the new group size would be refused
+ * (PRECONDITION_FAILED, inequivalent arg) and stop every process from starting.
  * <ul>
  *   <li>{@code <p>.ops}: direct exchange; routing key = partition number</li>
  *   <li>{@code <p>.ops.<n>}: quorum queue per partition, single active consumer, dead-letters to {@code <p>.ops.dlx}</li>
@@ -81,16 +85,40 @@ public final class QueueTopology {
 
     public void declare(Channel channel) throws IOException {
         channel.exchangeDeclare(deadLetterExchange(), BuiltinExchangeType.FANOUT, true);
-        channel.queueDeclare(deadLetterQueue(), true, false, false, withGroupSize(Map.of("x-queue-type", "quorum")));
+        declareIfAbsent(channel, deadLetterQueue(), withGroupSize(Map.of("x-queue-type", "quorum")));
         channel.queueBind(deadLetterQueue(), deadLetterExchange(), "");
         channel.exchangeDeclare(opsExchange(), BuiltinExchangeType.DIRECT, true);
         channel.exchangeDeclare(eventsExchange(), BuiltinExchangeType.FANOUT, true);
         Map<String, Object> args = partitionQueueArguments();
         for (int p = 0; p < config.partitions(); p++) {
-            channel.queueDeclare(partitionQueue(p), true, false, false, args);
+            declareIfAbsent(channel, partitionQueue(p), args);
             channel.queueBind(partitionQueue(p), opsExchange(), routingKey(p));
         }
         refuseStrandedOperations(channel.getConnection());
+    }
+
+    /** Declares a durable queue with these arguments unless it exists (then it stays as it was declared). */
+    private static void declareIfAbsent(Channel channel, String queue, Map<String, Object> args) throws IOException {
+        if (!exists(channel.getConnection(), queue)) {
+            channel.queueDeclare(queue, true, false, false, args);
+        }
+    }
+
+    /** Whether the queue exists, by a passive declaration on a channel of its own (a 404 closes that channel). */
+    private static boolean exists(Connection connection, String queue) throws IOException {
+        Channel probe = null;
+        try {
+            probe = connection.createChannel();
+            probe.queueDeclarePassive(queue);
+            return true;
+        } catch (IOException | ShutdownSignalException e) {
+            if (!connection.isOpen()) {
+                throw e instanceof IOException io ? io : new IOException("connection closed probing " + queue, e);
+            }
+            return false;
+        } finally {
+            closeQuietly(probe);
+        }
     }
 
     /**
