@@ -27,7 +27,8 @@
 #   ./test.sh --cluster       only the RabbitMQ cluster tests: scripts/faults.sh cluster (a stack of its own, its broker
 #                             grown from 1 node with queued writes to 3; kill -9 one node, then another once the first is
 #                             back, under load; nothing acknowledged lost or applied twice; the write pause measured; a
-#                             shrink to 1 node refused, changing nothing; about 6 minutes). Not in the
+#                             shrink to 1 node refused, changing nothing; the nodes stopped and started in another
+#                             order; about 8 minutes). Not in the
 #                             default run, which stays near 12 minutes: it starts a third stack and repeats what the
 #                             single-node broker faults of scripts/faults.sh full already cover for the common code.
 set -euo pipefail

@@ -1,6 +1,7 @@
 """Processes, ports and pid files: the small facts both halves of the stack manager ask about."""
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import signal
@@ -200,3 +201,19 @@ def tail(path: str, lines: int = 25) -> list[str]:
     except OSError:
         return []
     return data.splitlines()[-lines:]
+
+
+def flock_wait(path: str, secs: float, mode: int = 0o644) -> int | None:
+    """An exclusive flock on path (created if missing), waiting up to secs (as `flock -w`); the fd (not inherited by
+    children: O_CLOEXEC), or None after secs."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
+    end = time.monotonic() + secs
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= end:
+                os.close(fd)
+                return None
+            time.sleep(0.1)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from stack_fakes import ROOT, make_settings
 
-from kvstack.stack import cli, commands, envfile, paths
+from kvstack import envfile
+from kvstack.stack import cli, commands, paths
 from kvstack.stack.paths import RunDir
 
 sys.path.insert(0, os.path.join(ROOT, "scripts", "faults"))

@@ -2,12 +2,11 @@
 start/stop/ctl on one folder."""
 from __future__ import annotations
 
-import fcntl
 import os
-import time
 from dataclasses import dataclass
 from typing import NoReturn
 
+from kvstack import proc
 from kvstack.servers.common import LOG
 
 LOCK_TIMEOUT = 300.0
@@ -120,17 +119,9 @@ class RunDirLock:
         self.fd: int | None = None
 
     def acquire(self) -> RunDirLock:
-        fd = os.open(self.rd.lock_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        end = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= end:
-                    os.close(fd)
-                    LOG.die(f"timed out waiting for the lock on {self.rd.dir} (another servers.sh still running?)")
-                time.sleep(0.1)
+        fd = proc.flock_wait(self.rd.lock_file, self.timeout)
+        if fd is None:
+            LOG.die(f"timed out waiting for the lock on {self.rd.dir} (another servers.sh still running?)")
         self.fd = fd
         return self
 

@@ -7,6 +7,7 @@ import shutil
 import signal
 import string
 import time
+from collections.abc import Callable
 
 from kvstack import proc
 from kvstack.servers.common import (
@@ -155,14 +156,19 @@ def pg_start(s: Servers) -> bool:
             time.sleep(0.1)
     pg_clear_stale(s)
     LOG.info(f"starting postgres on 127.0.0.1:{s.state.pg_port}")
-    if spawn(s.rd.log("postgres-ctl.log"), start_cmd(s)) != 0:
-        tail_log("postgres", s.rd.log("postgres-ctl.log"), s.rd.log("postgres.log"))
+    return spawn_ready(s, "postgres", start_cmd(s), lambda: pg_ready(s))
+
+
+def spawn_ready(s: Servers, part: str, cmd: list[str], ready: Callable[[], bool]) -> bool:
+    """pg_ctl start (cmd) with its output in logs/PART-ctl.log, then up to 5 s until the server answers; the end of
+    its logs when it does not."""
+    ctl_log, server_log = s.rd.log(f"{part}-ctl.log"), s.rd.log(f"{part}.log")
+    if spawn(ctl_log, cmd) != 0:
+        tail_log(part, ctl_log, server_log)
         return False
-    for _ in range(50):
-        if pg_ready(s):
-            return True
-        time.sleep(0.1)
-    tail_log("postgres", s.rd.log("postgres.log"))
+    if proc.wait_until(ready, 5):
+        return True
+    tail_log(part, server_log)
     return False
 
 

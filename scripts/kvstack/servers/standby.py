@@ -30,14 +30,22 @@ from kvstack.servers.common import (
     quiet,
     render,
     run_logged,
-    spawn,
     tail_log,
     touch,
     write_secret_file,
 )
 from kvstack.servers.context import Servers
 from kvstack.servers.credentials import add_replication_password
-from kvstack.servers.postgres import clear_stale, pg_cmd, pg_pid, pg_ready, pg_start, pg_stop, psql_cmd
+from kvstack.servers.postgres import (
+    clear_stale,
+    pg_cmd,
+    pg_pid,
+    pg_ready,
+    pg_start,
+    pg_stop,
+    psql_cmd,
+    spawn_ready,
+)
 from kvstack.servers.state import format_assignments
 
 HBA_REPLICATION = re.compile(r"^host\s+replication\s+all\s+127\.0\.0\.1/32\s+scram-sha-256")
@@ -224,16 +232,7 @@ def start(s: Servers) -> bool:
         return True
     clear_stale(s, "postgres-standby", s.rd.pgs_data, s.standby_port)
     LOG.info(f"starting postgres-standby on 127.0.0.1:{s.standby_port}")
-    ctl_log = s.rd.log("postgres-standby-ctl.log")
-    if spawn(ctl_log, start_cmd(s)) != 0:
-        tail_log("postgres-standby", ctl_log, s.rd.log("postgres-standby.log"))
-        return False
-    for _ in range(50):
-        if standby_ready(s):
-            return True
-        time.sleep(0.1)
-    tail_log("postgres-standby", s.rd.log("postgres-standby.log"))
-    return False
+    return spawn_ready(s, "postgres-standby", start_cmd(s), lambda: standby_ready(s))
 
 
 def stop(s: Servers) -> bool:

@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from kvstack.envfile import parse_env_text
 from kvstack.servers.common import render
 
 
@@ -19,23 +20,8 @@ def quote(value: str) -> str:
 
 
 def parse_assignments(text: str) -> dict[str, str]:
-    """NAME=value lines (optionally `export`ed, shell-quoted) into a dict; comments and blank lines skipped; the last
-    assignment of a name wins (as when the file is sourced)."""
-    out: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ")
-        key, sep, val = line.partition("=")
-        if not sep or not key.replace("_", "a").isalnum():
-            continue
-        try:
-            words = shlex.split(val)
-        except ValueError:
-            words = [val]
-        out[key] = words[0] if words else ""
-    return out
+    """NAME=value lines (optionally `export`ed, shell-quoted) into a dict (kvstack.envfile's reader)."""
+    return parse_env_text(text)
 
 
 def read_assignments(path: str) -> dict[str, str] | None:

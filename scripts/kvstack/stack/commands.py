@@ -13,8 +13,8 @@ from collections.abc import Callable, MutableMapping
 from types import FrameType
 
 from kvstack import proc
+from kvstack.envfile import read_env_file, write_env_file
 from kvstack.stack import install, paths, render
-from kvstack.stack.envfile import read_env_file, write_env_file
 from kvstack.stack.health import Health, Probes, wait_edge, wait_healthy
 from kvstack.stack.paths import RunDir
 from kvstack.stack.settings import LOG, Settings

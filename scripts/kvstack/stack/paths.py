@@ -1,14 +1,13 @@
 """The run folder: its files, the lock, the supervisor socket, the servers' env file and the parts it runs."""
 from __future__ import annotations
 
-import fcntl
 import glob
 import os
 import re
-import time
 from collections.abc import MutableMapping
 
-from kvstack.stack.envfile import read_env_file
+from kvstack import proc
+from kvstack.envfile import read_env_file
 from kvstack.stack.settings import LOG, Settings, md5_prefix
 
 SOCK_MAX = 100  # a unix socket's path must fit in 108 bytes
@@ -45,17 +44,9 @@ class RunDir:
         """Serialises start.sh commands on this run folder (flock -w 300); the fd is not inherited by children."""
         if self._lock_fd is not None:
             return
-        fd = os.open(f"{self.path}/.stack.lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        end = time.monotonic() + secs
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= end:
-                    os.close(fd)
-                    LOG.die(f"another start.sh is working on {self.path}")
-                time.sleep(0.1)
+        fd = proc.flock_wait(f"{self.path}/.stack.lock", secs, 0o666)
+        if fd is None:
+            LOG.die(f"another start.sh is working on {self.path}")
         self._lock_fd = fd
 
     def servers_env(self) -> dict[str, str]:

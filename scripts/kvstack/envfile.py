@@ -1,4 +1,5 @@
-"""Shell-quoted KEY=VALUE files: stack.env (written here) and servers.env (scripts/servers.sh's), as bash reads them."""
+"""Shell-quoted KEY=VALUE files as bash reads them: stack.env, servers.env and the servers' state files (both halves of
+the stack manager read them here)."""
 from __future__ import annotations
 
 import os
@@ -47,15 +48,11 @@ def shell_unquote(value: str) -> str:
     return " ".join(words)
 
 
-def read_env_file(path: str) -> dict[str, str]:
-    """KEY=VALUE lines (optionally `export`ed, shell-quoted), in file order; {} when the file is missing."""
+def parse_env_text(text: str) -> dict[str, str]:
+    """KEY=VALUE lines (optionally `export`ed, shell-quoted), in file order; comments and blank lines skipped; the last
+    assignment of a name wins (as when the file is sourced)."""
     out: dict[str, str] = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return out
-    for raw in lines:
+    for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -64,6 +61,15 @@ def read_env_file(path: str) -> dict[str, str]:
         if eq and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             out[key] = shell_unquote(val)
     return out
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """parse_env_text of a file; {} when the file is missing."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return parse_env_text(f.read())
+    except OSError:
+        return {}
 
 
 def write_env_file(path: str, comment: str, values: list[tuple[str, str]]) -> None:
