@@ -1,7 +1,6 @@
 """What every part of scripts/servers.sh shares: the log, running as a service user, spawning daemons, templates."""
 from __future__ import annotations
 
-import grp
 import os
 import pwd
 import re
@@ -79,13 +78,6 @@ def current_user() -> str:
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
         return str(os.geteuid())
-
-
-def group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
 
 
 def write_secret_file(user: str, path: str, text: str) -> None:
