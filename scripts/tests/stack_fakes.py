@@ -54,6 +54,10 @@ class FakeSupervisor:
     def restart(self, name: str) -> None:
         self.calls.append(("restart", name))
 
+    def replace(self, name: str) -> bool:
+        self.calls.append(("replace", name))
+        return True
+
     def shutdown(self) -> bool:
         self.calls.append(("shutdown", ""))
         return True

@@ -1,6 +1,7 @@
 """start.sh's commands in native mode (one supervisord per run folder), `__nginx`, and docker mode."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets as pysecrets
@@ -14,7 +15,7 @@ from types import FrameType
 
 from kvstack import proc
 from kvstack.envfile import read_env_file, write_env_file
-from kvstack.stack import install, paths, render
+from kvstack.stack import install, paths, release, render
 from kvstack.stack.health import Health, Probes, wait_edge, wait_healthy
 from kvstack.stack.paths import RunDir
 from kvstack.stack.settings import LOG, Settings
@@ -38,6 +39,7 @@ class Stack:
         self.sv: SupervisorApi = supervisor or Supervisor(self.run.sv_sock, self.run.sv_pidfile)
         self.health = Health(s, self.run, probes or Probes(s.root))
         self.jars = install.Jars.of(s.root)
+        self.release: release.Release | None = None  # what the Java parts run (RUN/release/<id>), set by up/upgrade
         self.java_home = ""
 
     # ------------------------------------------------------------ state
@@ -210,6 +212,58 @@ class Stack:
         self.sv.restart(part)
         return 0 if wait_healthy(self.health, self.sv, [part], self.s.timeout_secs, t0) else 1
 
+    # ------------------------------------------------------------ rolling upgrade
+
+    def cmd_upgrade(self, args: list[str]) -> int:
+        """Builds what changed, then restarts the consumers and then the replicas one at a time on the new release,
+        each drained (a replica turns NOT_SERVING and keeps serving until Envoy's health check routes around it) and
+        healthy again (a replica: in Envoy's eyes too) before the next; the others keep serving on the old one."""
+        force = args == ["--force"]
+        if args and not force:
+            LOG.die("usage: ./start.sh upgrade [--force]   (--force: restart every replica and consumer one by one "
+                    "even when the build did not change)")
+        s, run = self.s, self.run
+        run.lock()
+        self.require_running()
+        self.java_home = install.find_java(s.root)
+        envoy_bin = install.find_envoy(s)
+        parts = paths.java_parts(s)
+        if not wait_edge(self.health, 10):
+            LOG.die("not every replica is healthy in Envoy: a rolling restart would leave none serving; "
+                    "./start.sh status shows which, ./start.sh restart PART brings one back")
+        old = release.current(run.path)
+        built = install.build_jars(s, run)
+        self.release = new = release.snapshot(self.jars, run.path)
+        if old and new.id == old.id and not force:
+            LOG.say(f"nothing to upgrade: the build is release {new.id}, which every part runs already"
+                    f"{' (rebuilt, same contents)' if built else ''}; --force restarts them one by one anyway")
+            return 0
+        LOG.say(f"rolling upgrade: release {old.id if old else '(the source tree)'} -> {new.id}, {len(parts)} parts "
+                "one at a time (consumers, then replicas)")
+        if s.replicas < 2:
+            LOG.warn("one replica: requests fail while it restarts (KVMESH_REPLICAS=2 or more for no failed request)")
+        self.render_configs(envoy_bin)  # envoy.yaml names the new release's API descriptor (Envoy reads it at start)
+        self.render_supervisor_conf(envoy_bin)
+        t_all = proc.now_ms()
+        consumers = [p for p in parts if p.startswith("kv-consumer-")]
+        for part in [*consumers, *(p for p in parts if p not in consumers)]:
+            t0 = proc.now_ms()
+            LOG.say(f"  {part}: stopping (drained), starting on release {new.id}")
+            ok = self.sv.replace(part) and wait_healthy(self.health, self.sv, [part], s.timeout_secs, t0)
+            if ok and part.startswith("kv-service-"):
+                ok = wait_edge(self.health, s.timeout_secs)
+            if not ok:
+                LOG.error(f"the upgrade stopped at {part}, which is not healthy on release {new.id}; the parts before "
+                          f"it run {new.id}, the ones after it {old.id if old else 'the old build'}. Fix the build and "
+                          "run ./start.sh upgrade again")
+                return 1
+        release.set_current(run.path, new)
+        LOG.say(f"upgrade done in {proc.elapsed(t_all)}: every replica and consumer runs release {new.id}")
+        if old and _file_digest(old.descriptor) != _file_digest(new.descriptor):
+            LOG.warn("the API descriptor changed: Envoy transcodes with the old one until ./start.sh restart envoy "
+                     "(that restart drops the connections in flight)")
+        return 0
+
     # ------------------------------------------------------------ auth
 
     def kvctl(self, *args: str) -> list[str]:
@@ -292,7 +346,8 @@ class Stack:
         run, s = self.run, self.s
         os.makedirs(f"{run.path}/nginx/logs", exist_ok=True)
         os.makedirs(f"{run.path}/nginx/tmp", exist_ok=True)
-        envoy_env, nginx_env = render.edge_environ(s, run, self.jars.descriptor, self.environ)
+        descriptor = self.release.descriptor if self.release else self.jars.descriptor
+        envoy_env, nginx_env = render.edge_environ(s, run, descriptor, self.environ)
         try:
             render.render_template(f"{s.root}/envoy/envoy.yaml", f"{run.conf}/envoy.yaml", envoy_env)
             render.render_template(f"{s.root}/nginx/nginx.conf", f"{run.conf}/nginx.conf", nginx_env)
@@ -320,7 +375,9 @@ class Stack:
             LOG.die(f"promtool rejects {run.conf}/prometheus.yml")
 
     def render_supervisor_conf(self, envoy_bin: str) -> None:
-        bins = render.Binaries(self.java_home, envoy_bin, self.jars.service, self.jars.consumer)
+        rel = self.release
+        bins = render.Binaries(self.java_home, envoy_bin, rel.service if rel else self.jars.service,
+                               rel.consumer if rel else self.jars.consumer)
         progs = render.supervisor_programs(self.s, self.run, bins, paths.rabbitmq_parts(self.run, self.environ),
                                            self.run.servers_env(), self.environ)
         render.write_private(self.run.sv_conf, render.supervisor_conf_text(self.run, progs))
@@ -366,6 +423,8 @@ class Stack:
             s.prom_port = _free_ports(1, "no free port for Prometheus")[0]
         self.check_ports_free(s.all_ports())
         envoy_bin, self.java_home = install.install_native(s, run)
+        self.release = release.snapshot(self.jars, run.path)
+        release.set_current(run.path, self.release)
         paths.read_partitions(run, self.environ)
         self.prepare_auth()
         self.render_configs(envoy_bin)
@@ -556,6 +615,14 @@ def _run_logged(cmd: list[str], log: str, tail_lines: int | None) -> bool:
         else:
             _print_tail(log, tail_lines)
     return rc == 0
+
+
+def _file_digest(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return ""
 
 
 def _free_ports(n: int, error: str) -> list[str]:

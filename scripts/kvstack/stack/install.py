@@ -121,6 +121,27 @@ def _version(cmd: list[str]) -> str:
     return res.stdout
 
 
+def build_jars(s: Settings, run: RunDir) -> bool:
+    """Builds the jars with Maven when a source is newer than them (or one is missing); whether it built."""
+    if not jars_outdated(s.root):
+        return False
+    if not shutil.which("mvn"):
+        apt_install("maven")
+    LOG.say("building the jars (mvn -DskipTests install -pl kv-service,kv-consumer,kv-cli -am; about a minute)")
+    tb = proc.now_ms()
+    build_log = f"{run.logs}/build.log"
+    with open(build_log, "w", encoding="utf-8") as out:
+        rc = subprocess.run(["mvn", "-B", "-q", "-ntp", "-DskipTests", "install", "-pl",
+                             "kv-service,kv-consumer,kv-cli", "-am"], cwd=s.root, stdout=out,
+                            stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        for line in proc.tail(build_log, 40):
+            print(line, file=sys.stderr)
+        LOG.die(f"the Maven build failed (log: {build_log})")
+    LOG.say(f"jars built in {proc.elapsed(tb)}")
+    return True
+
+
 def install_native(s: Settings, run: RunDir) -> tuple[str, str]:
     """Installs what is missing; (envoy binary, JAVA_HOME)."""
     t0 = proc.now_ms()
@@ -139,21 +160,7 @@ def install_native(s: Settings, run: RunDir) -> tuple[str, str]:
     if subprocess.run([f"{s.root}/scripts/docs-ui.sh"]).returncode != 0:
         LOG.die("could not put Swagger UI into nginx/html/swagger-ui (scripts/docs-ui.sh)")
     java_home = find_java(s.root)
-    if jars_outdated(s.root):
-        if not shutil.which("mvn"):
-            apt_install("maven")
-        LOG.say("building the jars (mvn -DskipTests install -pl kv-service,kv-consumer,kv-cli -am; about a minute)")
-        tb = proc.now_ms()
-        build_log = f"{run.logs}/build.log"
-        with open(build_log, "w", encoding="utf-8") as out:
-            rc = subprocess.run(["mvn", "-B", "-q", "-ntp", "-DskipTests", "install", "-pl",
-                                 "kv-service,kv-consumer,kv-cli", "-am"], cwd=s.root, stdout=out,
-                                stderr=subprocess.STDOUT).returncode
-        if rc != 0:
-            for line in proc.tail(build_log, 40):
-                print(line, file=sys.stderr)
-            LOG.die(f"the Maven build failed (log: {build_log})")
-        LOG.say(f"jars built in {proc.elapsed(tb)}")
+    build_jars(s, run)
     m = re.search(r".*version: [^/]*/([^/]*)/.*", _version([envoy, "--version"]))
     nginx_v = re.sub(r"(?s).*: ", "", _version(["nginx", "-v"]).rstrip("\n"))
     LOG.say(f"everything installed ({proc.elapsed(t0)}): envoy {m.group(1) if m else ''}, {nginx_v}, JDK {java_home}")

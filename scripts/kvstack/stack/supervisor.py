@@ -1,5 +1,5 @@
 """supervisord control over its XML-RPC unix socket (what supervisorctl did): state, pid and uptime of every program,
-stop/start/restart one, shutdown."""
+stop/start/restart one, replace one with its new configuration, shutdown."""
 from __future__ import annotations
 
 import http.client
@@ -60,6 +60,7 @@ class SupervisorApi(Protocol):
     def stop(self, name: str) -> None: ...
     def start(self, name: str) -> None: ...
     def restart(self, name: str) -> None: ...
+    def replace(self, name: str) -> bool: ...
     def shutdown(self) -> bool: ...
 
 
@@ -119,6 +120,15 @@ class Supervisor:
         new process has lived startsecs (supervisorctl restart)."""
         self.stop(name)
         self.start(name)
+
+    def replace(self, name: str) -> bool:
+        """Stops program NAME, then starts it from the configuration file as it is now (supervisorctl reread, then
+        update of that one group): its command may have changed (a new release). Returns once the old process is gone
+        and the new one is launched (autostart: supervisord starts it at once); False if supervisord refused a step."""
+        if not self._call("reloadConfig"):
+            return False
+        self.stop(name)
+        return self._call("removeProcessGroup", name) and self._call("addProcessGroup", name)
 
     def shutdown(self) -> bool:
         return self._call("shutdown")

@@ -73,7 +73,8 @@ final class Stack implements AutoCloseable {
     }
 
     ServiceConfig serviceConfig() {
-        return new ServiceConfig("127.0.0.1", 0, 0, 0, publishing, Duration.ofSeconds(2), iso.startupTimeout(),
+        return new ServiceConfig("127.0.0.1", 0, 0, 0, publishing, Duration.ZERO, Duration.ofSeconds(2),
+                iso.startupTimeout(),
                 Duration.ofSeconds(5), watchLimits, Duration.ofHours(1), eventsIdle, iso.postgres(),
                 iso.redis(), iso.amqp(), Limits.DEFAULTS, AuthConfig.OFF, AdminSettings.OFF);
     }

@@ -187,10 +187,23 @@ public final class KvServiceServer {
         return registry;
     }
 
-    /** Marks the server NOT_SERVING, lets in-flight calls finish, then closes clients in reverse order of creation. */
+    /**
+     * Marks the server NOT_SERVING and keeps serving for the drain time (so a balancer that health-checks it stops
+     * sending requests before its port closes: a rolling restart fails no request), then closes Watch streams and the
+     * port, lets in-flight calls finish, and closes clients in reverse order of creation.
+     */
     public void stop() {
         monitor.stop();
         health.enterTerminalState();
+        long drain = config.shutdownDrain().toMillis();
+        if (drain > 0) {
+            log.info("draining: NOT_SERVING for {} ms before the port closes", drain);
+            try {
+                Thread.sleep(drain);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         watchHub.closeAll();
         server.shutdown();
         try {

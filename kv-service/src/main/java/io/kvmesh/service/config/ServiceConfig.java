@@ -21,7 +21,10 @@ import java.time.Duration;
  *                        {@code workerThreads} 0 the handlers run on them too); 0 keeps grpc-java's default, twice the
  *                        processors
  * @param publishing      how writes are coalesced into broker messages (lanes, messages in flight, batch bounds)
- * @param shutdownGrace   how long in-flight calls may take to finish on shutdown
+ * @param shutdownDrain   how long a stopping replica keeps serving after its health turns NOT_SERVING, before it closes
+ *                        its port: the time a balancer's health check takes to stop sending it requests (Envoy's
+ *                        here: every 1 s, unhealthy after 2 failures), so no request meets a closed port
+ * @param shutdownGrace   how long in-flight calls may take to finish on shutdown, after the drain
  * @param startupTimeout  how long to wait for PostgreSQL at start-up
  * @param syncTimeout     longest a SYNC write waits for its apply before answering "queued" (the call's deadline,
  *                        if sooner, wins)
@@ -32,7 +35,8 @@ import java.time.Duration;
  * @param auth            whether KeyValue calls need a token, and the keys tokens are checked with
  * @param admin           the admin HTTP endpoint (/healthz, /metrics) and the meters' instance name
  */
-public record ServiceConfig(String bindAddress, int port, int workerThreads, int eventLoops, PublishBatching publishing, Duration shutdownGrace,
+public record ServiceConfig(String bindAddress, int port, int workerThreads, int eventLoops, PublishBatching publishing, Duration shutdownDrain,
+                            Duration shutdownGrace,
                             Duration startupTimeout, Duration syncTimeout, WatchLimits watch, Duration pendingMarkTtl, Duration eventsIdle, PostgresConfig postgres,
                             RedisConfig redis, AmqpConfig amqp, Limits limits, AuthConfig auth, AdminSettings admin) {
 
@@ -43,6 +47,7 @@ public record ServiceConfig(String bindAddress, int port, int workerThreads, int
                 env.integer("KVMESH_WORKER_THREADS", 0, 0, 1024),
                 env.integer("KVMESH_GRPC_EVENT_LOOPS", 0, 0, 256),
                 PublishBatching.from(env),
+                env.millis("KVMESH_SHUTDOWN_DRAIN_MS", 3_000),
                 env.millis("KVMESH_SHUTDOWN_GRACE_MS", 10_000),
                 env.millis("KVMESH_STARTUP_TIMEOUT_MS", 60_000),
                 env.millis("KVMESH_SYNC_TIMEOUT_MS", 5_000),
