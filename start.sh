@@ -7,10 +7,16 @@
 #   ./start.sh logs [PART]     list the logs, or follow one part's log (PART as shown by status)
 #   ./start.sh restart PART    restart one part (kv-service-1, kv-consumer-2, envoy, nginx, postgres, redis, rabbitmq)
 #                              and wait until it is healthy again by its own health check
+#   ./start.sh upgrade [--force]  rebuild what changed, then restart the consumers and replicas one at a time on the
+#                              new build, each drained and healthy before the next: no failed request (2+ replicas)
 #   ./start.sh pg-switchover   (KVMESH_PG_STANDBY=1) stop the PostgreSQL primary, promote postgres-standby; the
 #                              consumers and replicas reconnect to it by themselves (docs/reliability.md)
 #   ./start.sh token [--prefix P --permissions read,write,watch --ttl 24h --subject NAME]
 #                              mint an API token with the stack's signing key (kvctl token mint; auth on)
+#   ./start.sh backup [FILE]   a consistent snapshot of the running store (pg_dump of one transaction; under load, stopping
+#                              nothing) into FILE (default RUN/backups/kvmesh-<UTC time>.dump) and FILE.json (what it holds,
+#                              and how many queued writes were not yet applied: those are not in it)
+#   ./start.sh restore FILE    load a backup into a fresh run folder (KVMESH_RUN_DIR), then start the stack as ./start.sh does
 #
 # With a usable Docker engine (`docker info` works) this is `docker compose up -d --wait` / `down` / `ps` / `logs`.
 # Without one (or with KVMESH_MODE=native) everything runs natively on 127.0.0.1 with data and logs under one

@@ -164,7 +164,7 @@ def test_unknown_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
         cli.main(["frobnicate"], root=ROOT)
     assert e.value.code == 1
     assert capsys.readouterr().err == ("[kvmesh] ERROR: unknown command 'frobnicate' "
-                                       "(up|stop|status|logs|restart|token|pg-switchover)\n")
+                                       "(up|stop|status|logs|restart|upgrade|token|pg-switchover|backup|restore)\n")
     assert cli.main(["status"], root=ROOT) == 3
 
 

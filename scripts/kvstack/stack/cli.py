@@ -7,7 +7,7 @@ import sys
 from collections.abc import MutableMapping
 
 from kvstack import ROOT, proc
-from kvstack.stack import commands, settings
+from kvstack.stack import backup, commands, settings
 from kvstack.stack.commands import Stack
 from kvstack.stack.settings import LOG
 
@@ -38,6 +38,9 @@ def docker_main(cmd: str, args: list[str], s: settings.Settings, environ: Mutabl
     if cmd in ("-h", "--help", "help"):
         sys.stdout.write(commands.help_text(root))
         return 0
+    if cmd in ("backup", "restore"):
+        LOG.die(f"{cmd} works in native mode (KVMESH_MODE=native); in docker mode use pg_dump / pg_restore in the "
+                "postgres container")
     LOG.die(f"unknown command '{cmd}' (up|stop|status|logs|restart)")
 
 
@@ -45,8 +48,9 @@ def native_main(cmd: str, args: list[str], s: settings.Settings) -> int:
     if cmd in ("-h", "--help", "help"):
         sys.stdout.write(commands.help_text(s.root))
         return 0
-    if cmd not in ("up", "start", "stop", "down", "status", "logs", "restart", "token", "pg-switchover"):
-        LOG.die(f"unknown command '{cmd}' (up|stop|status|logs|restart|token|pg-switchover)")
+    if cmd not in ("up", "start", "stop", "down", "status", "logs", "restart", "upgrade", "token", "pg-switchover",
+                   "backup", "restore"):
+        LOG.die(f"unknown command '{cmd}' (up|stop|status|logs|restart|upgrade|token|pg-switchover|backup|restore)")
     stack = Stack(s)
     if cmd in ("up", "start"):
         return stack.cmd_up()
@@ -58,8 +62,14 @@ def native_main(cmd: str, args: list[str], s: settings.Settings) -> int:
         return stack.cmd_logs(args)
     if cmd == "restart":
         return stack.cmd_restart(args)
+    if cmd == "upgrade":
+        return stack.cmd_upgrade(args)
     if cmd == "token":
         return stack.cmd_token(args)
+    if cmd == "backup":
+        return backup.cmd_backup(stack, args)
+    if cmd == "restore":
+        return backup.cmd_restore(stack, args)
     return stack.cmd_pg_switchover(args)
 
 
