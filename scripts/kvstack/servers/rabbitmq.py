@@ -9,10 +9,12 @@ cluster, never several.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kvstack import proc
@@ -227,9 +229,25 @@ def run_node(s: Servers, part: str) -> tuple[list[str], str]:
 
 # ---------------------------------------------------------------- folders and configuration
 
-def conf_text(user: str, secret: str, cluster_nodes: list[str]) -> str:
-    """rabbitmq.conf: the one user (kvmesh's, the only one), logs, and for a cluster the classic-config peer list."""
-    return render("rabbitmq.conf.j2", user=user, amqp_secret=secret, cluster_nodes=cluster_nodes)
+DISK_FREE_LIMIT = "1GB"
+DISK_FREE_LIMIT_FORM = re.compile(r"[1-9][0-9]*(kB|MB|GB|KiB|MiB|GiB)?")
+
+
+def disk_free_limit(env: Mapping[str, str]) -> str:
+    """KVMESH_RABBITMQ_DISK_FREE_LIMIT, else 1GB: below this much free disk the broker refuses publishes (its disk
+    alarm). RabbitMQ's own 50MB default is too close to full: a disk filled faster than the broker polls it reaches
+    ENOSPC first, which corrupts quorum queue segments (the fault suite saw it: docs/reliability.md)."""
+    value = env.get("KVMESH_RABBITMQ_DISK_FREE_LIMIT") or DISK_FREE_LIMIT
+    if not DISK_FREE_LIMIT_FORM.fullmatch(value):
+        LOG.die(f"KVMESH_RABBITMQ_DISK_FREE_LIMIT must be a size such as 1GB, 512MB or 2GiB (got '{value}')")
+    return value
+
+
+def conf_text(user: str, secret: str, cluster_nodes: list[str], disk_limit: str = DISK_FREE_LIMIT) -> str:
+    """rabbitmq.conf: the one user (kvmesh's, the only one), logs, the disk alarm's limit, and for a cluster the
+    classic-config peer list."""
+    return render("rabbitmq.conf.j2", user=user, amqp_secret=secret, cluster_nodes=cluster_nodes,
+                  disk_free_limit=disk_limit)
 
 
 def prepare_node1(s: Servers) -> None:
@@ -239,7 +257,8 @@ def prepare_node1(s: Servers) -> None:
     home = f"{d}/home"
     ensure_file(f"{d}/enabled_plugins", "[].\n")
     ensure_file(f"{d}/rabbitmq-env.conf")
-    write_secret_file("rabbitmq", f"{d}/rabbitmq.conf", conf_text(s.c.amqp_user, s.c.amqp, []))
+    write_secret_file("rabbitmq", f"{d}/rabbitmq.conf", conf_text(s.c.amqp_user, s.c.amqp, [],
+                                                                        disk_free_limit(s.env)))
     cookie = f"{home}/.erlang.cookie"
     if not (os.path.exists(cookie) and os.path.getsize(cookie) > 0):
         # Reuse the system cookie when readable (so a plain `rabbitmqctl -n NODE` as the rabbitmq user works too).
@@ -347,7 +366,8 @@ def cluster_prepare(s: Servers) -> None:
             shutil.copyfile(cookie, mine)
             os.chmod(mine, 0o400)
             own("rabbitmq", f"{nd.dir}/enabled_plugins", f"{nd.dir}/rabbitmq-env.conf", mine)
-        write_secret_file("rabbitmq", f"{nd.dir}/rabbitmq.conf.new", conf_text(s.c.amqp_user, s.c.amqp, names))
+        write_secret_file("rabbitmq", f"{nd.dir}/rabbitmq.conf.new", conf_text(s.c.amqp_user, s.c.amqp, names,
+                                                                                      disk_free_limit(s.env)))
         os.replace(f"{nd.dir}/rabbitmq.conf.new", f"{nd.dir}/rabbitmq.conf")
     LOG.info(f"rabbitmq: a cluster of {s.rmq_nodes} nodes: {s.cluster_address()}")
 

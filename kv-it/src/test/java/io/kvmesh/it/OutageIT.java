@@ -149,6 +149,43 @@ class OutageIT {
     }
 
     @Test
+    void brokerDiskAlarm_writesRefusedAtOnceNamingIt_readsWork_thenWritesGoThroughAgain() {
+        putSync("alarm/k", "before");
+        // a limit far above any disk's free space: the broker's disk alarm, which blocks every publishing connection
+        TestServers.rabbitmqctl("set_disk_free_limit", "100000GB");
+        try {
+            // the first write may wait for its confirm until the replica hears connection.blocked; then at once
+            await().atMost(Duration.ofSeconds(30)).until(() -> {
+                StatusRuntimeException e = refusedPut("alarm/k", "during");
+                return e != null && e.getStatus().getDescription() != null
+                        && e.getStatus().getDescription().contains("refuses writes");
+            });
+            long t0 = System.nanoTime();
+            StatusRuntimeException again = refusedPut("alarm/k", "during");
+            assertThat(again).isNotNull();
+            assertThat(again.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+            assertThat(again.getStatus().getDescription()).contains("nothing was written");
+            assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(2));
+            assertThat(get("alarm/k").getData().getValue()).isEqualTo("before");
+        } finally {
+            TestServers.rabbitmqctl("set_disk_free_limit", "1GB"); // what servers.sh configures
+        }
+        await().atMost(Duration.ofSeconds(30)).until(() -> refusedPut("alarm/k", "after") == null);
+        await().atMost(Duration.ofSeconds(30)).until(() -> "after".equals(get("alarm/k").getData().getValue()));
+    }
+
+    /** The error a put ends with, or null once it is acknowledged. */
+    private static StatusRuntimeException refusedPut(String key, String value) {
+        try {
+            stack.client(0).withDeadlineAfter(15, java.util.concurrent.TimeUnit.SECONDS)
+                    .put(PutRequest.newBuilder().setKey(key).setValue(value).build());
+            return null;
+        } catch (StatusRuntimeException e) {
+            return e;
+        }
+    }
+
+    @Test
     void postgresDown_putsStillAcknowledged_appliedAfterItReturns() {
         TestServers.ctl("postgres", "stop");
         put("while-pg-down", "1");

@@ -64,6 +64,11 @@ public final class OperationPublisher implements AutoCloseable {
     private Connection connection;
     private long nextConnectAttempt;
     private volatile boolean closed;
+    /**
+     * Why the broker blocks this connection's publishing (a resource alarm: low disk or memory), or null. While it
+     * does, writes are refused at once instead of each waiting for its confirm timeout.
+     */
+    private volatile String blockedReason;
     /** Operations per broker message: how much group commit saves (1 at low load). */
     private final DistributionSummary batchOps;
     private final Counter messagesConfirmed;
@@ -108,10 +113,15 @@ public final class OperationPublisher implements AutoCloseable {
 
     /**
      * Publishes {@code op} persistent to its partition queue. Completes normally once the broker confirmed the message
-     * carrying it; fails with UNAVAILABLE if the broker is unreachable, nacks, returns it unroutable or does not
-     * confirm in time.
+     * carrying it; fails with UNAVAILABLE if the broker is unreachable, blocks publishing (a resource alarm), nacks,
+     * returns it unroutable or does not confirm in time.
      */
     public CompletableFuture<Void> publish(Operation op) {
+        String blocked = blockedReason;
+        if (blocked != null) {
+            return CompletableFuture.failedFuture(KvException.unavailable("the broker refuses writes for now ("
+                    + blocked + "); nothing was written, retry later", null));
+        }
         int partition = partitioner.partitionOf(op.getKey());
         CompletableFuture<Void> future = new CompletableFuture<>();
         lanes[partition % lanes.length].add(new Waiting(op, partition, future));
@@ -160,6 +170,16 @@ public final class OperationPublisher implements AutoCloseable {
                 }
                 throw e instanceof IOException io ? io : new IOException(e);
             }
+            // RabbitMQ blocks publishing connections while a resource alarm holds (free disk below disk_free_limit,
+            // memory above the watermark): connection.blocked, then it stops reading their sockets
+            blockedReason = null;
+            c.addBlockedListener(reason -> {
+                blockedReason = reason;
+                log.warn("the broker blocks publishing ({}): writes are refused until it unblocks", reason);
+            }, () -> {
+                blockedReason = null;
+                log.info("the broker unblocked publishing: writes go through again");
+            });
             connection = c;
             log.info("connected to the broker");
             return c;

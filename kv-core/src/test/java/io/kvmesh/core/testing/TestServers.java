@@ -12,6 +12,8 @@ import java.sql.DriverManager;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
@@ -49,14 +51,27 @@ public final class TestServers {
 
     /** Stops or starts one server of the run, keeping its port and data ({@code part}: redis, postgres, rabbitmq). */
     public static void ctl(String part, String action) {
+        servers("ctl", part, action);
+    }
+
+    /** {@code rabbitmqctl ARGS} against the run's broker (e.g. {@code set_disk_free_limit 50MB}). */
+    public static void rabbitmqctl(String... args) {
+        servers("rabbitmqctl", args);
+    }
+
+    /** {@code scripts/servers.sh COMMAND RUN_DIR ARGS}; fails with its output unless it exits 0 within 120 s. */
+    private static void servers(String command, String... args) {
         Env env = env();
-        ProcessBuilder pb = new ProcessBuilder(env.string("KVMESH_TEST_SERVERS", "scripts/servers.sh"), "ctl",
-                env.string("KVMESH_TEST_RUN_DIR", ""), part, action).redirectErrorStream(true);
+        List<String> cmd = new ArrayList<>(List.of(env.string("KVMESH_TEST_SERVERS", "scripts/servers.sh"), command,
+                env.string("KVMESH_TEST_RUN_DIR", "")));
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
         try {
             Process p = pb.start();
             String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             if (!p.waitFor(120, TimeUnit.SECONDS) || p.exitValue() != 0) {
-                throw new IllegalStateException("servers.sh ctl " + part + " " + action + " failed: " + out);
+                throw new IllegalStateException("servers.sh " + command + " " + String.join(" ", args) + " failed: "
+                        + out);
             }
         } catch (IOException e) {
             throw new IllegalStateException(e);
