@@ -15,7 +15,8 @@
 #   3. runs ghz-bench/run.sh quick: every benchmark scenario once, briefly, as a smoke test (with API tokens on, so
 #      every tool of the benchmark is shown to work with auth);
 #   4. runs scripts/faults.sh quick: a few faults under load (a replica and the active consumer killed, Redis
-#      killed after a dump, a slow Watch client, a reused request id), each followed by a drain and a verification
+#      killed after a dump, a rolling upgrade that may fail no request, a backup under load restored into a fresh run
+#      folder, a slow Watch client, a reused request id), each followed by a drain and a verification
 #      against PostgreSQL, Redis and the API; fails on anything lost, applied twice or stale, a part that does not
 #      come back by itself within 15 s, or a broken promise of a probe (scripts/faults.sh full runs every fault);
 #   5. runs scripts/pg-switchover-test.sh: a stack with a PostgreSQL standby (KVMESH_PG_STANDBY=1), the standby promoted
@@ -28,7 +29,7 @@
 #                             grown from 1 node with queued writes to 3; kill -9 one node, then another once the first is
 #                             back, under load; nothing acknowledged lost or applied twice; the write pause measured; a
 #                             shrink to 1 node refused, changing nothing; the nodes stopped and started in another
-#                             order; about 8 minutes). Not in the
+#                             order; all three killed at once, nobody acting; about 9 minutes). Not in the
 #                             default run, which stays near 12 minutes: it starts a third stack and repeats what the
 #                             single-node broker faults of scripts/faults.sh full already cover for the common code.
 set -euo pipefail

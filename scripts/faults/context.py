@@ -57,7 +57,7 @@ CONFIGS = {
 class Phase:
     id: str
     title: str
-    kind: str                          # kill | stop | probe
+    kind: str                          # kill | stop | pause | disk | probe
     t_start: float = 0.0
     t_inject: float = 0.0
     t_end: float = 0.0

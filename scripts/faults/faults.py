@@ -9,12 +9,15 @@ for kvmesh to serve again by itself.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 from context import Ctx, Phase
 from stack import wait_until
+from backup import backup_restore
 from probes import cold_put, cold_read, request_id_reuse, request_id_reuse_redis_lost, slow_watcher
 
 
@@ -22,7 +25,7 @@ from probes import cold_put, cold_read, request_id_reuse, request_id_reuse_redis
 class Fault:
     id: str
     title: str
-    kind: str                          # kill | stop | probe
+    kind: str                          # kill | stop | pause | disk | probe
     run: Callable[[Ctx, Phase], None]
     quick: bool = False                # part of quick mode
 
@@ -152,6 +155,167 @@ def redis_kill_with_dump(ctx: Ctx, ph: Phase) -> None:
     cold_read(ctx, keys, ctx.cfg.post_s)
 
 
+# ---------------------------------------------------------------------- pauses: alive, but frozen (SIGSTOP)
+
+def freeze(part: str | Callable[[Ctx], str], hold_s: float, what: str = ""):
+    """SIGSTOP the process of PART (with TREE: every process of the server, e.g. PostgreSQL's postmaster and its
+    backends) for HOLD_S seconds, then SIGCONT. Nothing dies: the process's connections stay open while it cannot
+    answer, the way a long GC pause, a stalled VM or a swapped-out host looks. Figures: when the API served again
+    (two probes in a row) after the freeze began, and whether that was while the process was still frozen."""
+    def run(ctx: Ctx, ph: Phase) -> None:
+        name = part(ctx) if callable(part) else part
+        pid = ctx.stack.find_pid(name)
+        if pid is None:
+            ph.check("fault injected", False, f"no running process found for {name}")
+            return
+        pids = [pid, *_descendants(ctx, pid)] if name.startswith("postgres") else [pid]
+        for p in pids:
+            os.kill(p, signal.SIGSTOP)
+        t = time.time()
+        ph.t_inject = t
+        ph.note(f"SIGSTOP {name} ({len(pids)} process{'es' if len(pids) > 1 else ''}, pid {pid}) for {hold_s:.0f}s"
+                + (f": {what}" if what else ""))
+        try:
+            if name.startswith("kv-consumer-"):
+                # the broker's view, every 2 s: when does another consumer hold the partitions?
+                active, took_over = name, None
+                while time.time() - t < hold_s - 3 and took_over is None:
+                    ctx.sleep(2.0)
+                    active = ctx.stack.active_consumer() or name
+                    if active != name:
+                        took_over = time.time() - t
+                if took_over is not None:
+                    ph.figures["takeover_s"] = round(took_over, 1)
+                ph.check("the standby took over while the active consumer was frozen", took_over is not None,
+                         f"{active} active {took_over:.1f}s into the freeze" if took_over is not None else
+                         f"{name} still the broker's active consumer {time.time() - t:.0f}s into the freeze")
+                ctx.sleep(max(0.0, hold_s - (time.time() - t)))
+            else:
+                ctx.sleep(hold_s)
+        finally:
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGCONT)
+                except OSError:
+                    pass
+        t_cont = time.time()
+        ph.note(f"SIGCONT {name} after {t_cont - t:.1f}s")
+        during = ctx.serving_since(t)
+        if during is not None and during < t_cont:
+            ph.figures["served_again_s"] = round(during - t, 1)
+            ph.note(f"the API served again {during - t:.1f}s into the freeze, with {name} still frozen")
+        back = ctx.await_recovery(ph, None, t_cont)
+        if not back:
+            ctx.repair(ph, name, t_cont)
+        ph.check(f"{name} runs on, the same process", ctx.stack.find_pid(name) == pid,
+                 f"pid {ctx.stack.find_pid(name)} (frozen: {pid})")
+    return run
+
+
+def _descendants(ctx: Ctx, pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        for c in ctx.stack.children_of(todo.pop()):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+# ---------------------------------------------------------------------- a full disk
+
+def _remount(path: str, size: int) -> str:
+    res = subprocess.run(["mount", "-o", f"remount,size={size}", path], capture_output=True, text=True, timeout=30)
+    return "" if res.returncode == 0 else (res.stderr.strip() or f"mount rc {res.returncode}")
+
+
+def disk_full(part: str, hold_s: float, left: int = 0):
+    """The filesystem PART keeps its data on (RUN/PART, a tmpfs of its own that scripts/faults.sh full mounts) made
+    full for HOLD_S seconds: remounted with its size cut to what it holds plus LEFT bytes, then given its size back.
+    The server stays up; what kvmesh answers meanwhile, and whether it serves writes again by itself once there is
+    room, is the finding. Nothing acknowledged may be lost (the checks after the phase)."""
+    def run(ctx: Ctx, ph: Phase) -> None:
+        mnt = os.path.join(ctx.stack.run_dir, part)
+        if not os.path.ismount(mnt):
+            ph.check("fault injected", False, f"{mnt} is not a filesystem of its own (scripts/faults.sh full mounts a "
+                     "tmpfs there when it runs as root and mount works)")
+            return
+        st = os.statvfs(mnt)
+        size = st.f_blocks * st.f_frsize
+        used = (st.f_blocks - st.f_bfree) * st.f_frsize
+        err = _remount(mnt, used + left)
+        if err:
+            ph.check("fault injected", False, f"remount of {mnt} failed: {err}")
+            return
+        t = time.time()
+        ph.t_inject = t
+        ph.note(f"{part}'s filesystem made full: {used / 2**20:.1f} MiB used, {left >> 20} MiB left, for "
+                f"{hold_s:.0f}s")
+        try:
+            ctx.sleep(hold_s)
+        finally:
+            err = _remount(mnt, size)
+        t_free = time.time()
+        free = os.statvfs(mnt).f_bavail * st.f_frsize
+        ph.note(f"{part}'s filesystem given its room back ({free >> 20} MiB free){': ' + err if err else ''}")
+        writes, _, _ = ctx.history.snapshot()
+        during = [w for w in writes if t <= w.t_send <= t_free]
+        refused: dict[str, int] = {}
+        for w in during:
+            if w.outcome != "acked":
+                refused[w.status] = refused.get(w.status, 0) + 1
+        acked = sum(1 for w in during if w.outcome == "acked")
+        ph.figures.update(acked_while_full=acked, refused_while_full=sum(refused.values()))
+        ph.note(f"while full: {acked} writes acknowledged, {sum(refused.values())} refused or unanswered "
+                f"({', '.join(f'{n} x {st_}' for st_, n in sorted(refused.items(), key=lambda x: -x[1])[:4]) or '-'})")
+        # a write in flight when the broker blocks waits for its confirm (KVMESH_CONFIRM_TIMEOUT_MS, 5 s); the
+        # ones after it are refused at once
+        slow = [w for w in during if w.outcome != "acked" and w.t_done - w.t_send > 6.0]
+        # (a client with a shorter timeout, the probe's 3 s, may give up on one of those first)
+        ph.check("writes accepted, or refused with 503 (UNAVAILABLE) within the confirm timeout",
+                 all(st_.startswith("503") or st_ == "TimeoutError" for st_ in refused) and not slow,
+                 (f"refusals: {refused}; {len(slow)} of them took more than 6 s" if refused else "none refused"))
+        if not ctx.await_recovery(ph, None, t_free, wait_s=60.0):
+            ctx.repair(ph, part, t_free)
+    return run
+
+
+# ---------------------------------------------------------------------- day-2 operations under load
+
+def rolling_upgrade(ctx: Ctx, ph: Phase) -> None:
+    """./start.sh upgrade --force with the load running: every consumer, then every replica, stopped (a replica
+    drained first) and started again one at a time. Not one request through nginx may fail meanwhile (the checks
+    after the phase then find nothing lost or applied twice)."""
+    java = [p for p in ctx.stack.parts() if p.startswith(("kv-service-", "kv-consumer-"))]
+    before = {p: ctx.stack.find_pid(p) for p in java}
+    t = time.time()
+    ph.t_inject = t
+    rc, out = ctx.stack.start_sh("upgrade", "--force", timeout=90 + 60 * len(java))
+    t_end = time.time()
+    lines = [x for x in out.splitlines() if x.strip()]
+    ph.note(f"./start.sh upgrade --force: rc {rc} in {t_end - t:.1f}s ({lines[-1][:140] if lines else 'no output'})")
+    ph.figures["upgrade_s"] = round(t_end - t, 1)
+    ph.check("upgrade command", rc == 0, "\n".join(lines[-6:]) if rc else f"{len(java)} parts restarted one by one")
+    after = {p: ctx.stack.find_pid(p) for p in java}
+    same = [p for p in java if after[p] is None or after[p] == before[p]]
+    ph.check("every replica and consumer is a new process", not same, f"not restarted: {same}" if same else
+             f"{len(java)} new pids")
+    ctx.sleep(1.0)   # answers to requests sent just before the end
+    writes, reads, probes = ctx.history.snapshot()
+    bad_w = [w for w in writes if t <= w.t_send <= t_end and w.outcome != "acked"]
+    bad_r = [r for r in reads if t <= r.t_start <= t_end and (r.error or r.http is None or r.http >= 500)]
+    bad_p = [p for p in probes if t <= p.t_start <= t_end and not p.ok]
+    n_w = sum(1 for w in writes if t <= w.t_send <= t_end)
+    n_r = sum(1 for r in reads if t <= r.t_start <= t_end)
+    ph.figures.update(requests=n_w + n_r, failed=len(bad_w) + len(bad_r) + len(bad_p))
+    detail = (f"{n_w} writes, {n_r} reads and {sum(1 for p in probes if t <= p.t_start <= t_end)} probes through nginx "
+              f"during the upgrade; failed: {len(bad_w)} writes, {len(bad_r)} reads, {len(bad_p)} probes")
+    examples = [f"{w.status}" for w in bad_w[:3]] + [f"read {r.http} {r.error}" for r in bad_r[:3]] + \
+        [p.detail for p in bad_p[:3]]
+    ph.check("no failed request", not (bad_w or bad_r or bad_p), detail + (f" ({examples})" if examples else ""))
+    ph.recovered = not bad_p
+    ph.recovery_s = 0.0 if not bad_p else None
+
+
 # ---------------------------------------------------------------------- RabbitMQ cluster (scripts/faults.sh cluster)
 
 PAUSE_GOAL_S = 15.0     # docs/reliability.md: the longest pause in acknowledged writes when one node of three dies
@@ -271,6 +435,23 @@ SCHEDULE = [
     Fault("stop-postgres", "PostgreSQL stopped, then started", "stop", stop_server("postgres")),
     Fault("stop-redis-save", "Redis SHUTDOWN SAVE, then started (old dump)", "stop", redis_stop_save),
     Fault("kill-redis-dump", "kill -9 redis-server after a dump, then started", "kill", redis_kill_with_dump,
+          quick=True),
+    Fault("freeze-consumer", "the active kv-consumer frozen 45 s (SIGSTOP, past the broker's heartbeat timeout)",
+          "pause", freeze(active_consumer, 45, "AMQP heartbeat 10 s: the broker drops its connection after missed "
+                          "beats (about 30 s) and hands its partitions to the standby; on SIGCONT its own work must not "
+                          "be applied again or out of order")),
+    Fault("freeze-replica", "kv-service-1 frozen 20 s (SIGSTOP)", "pause", freeze("kv-service-1", 20)),
+    Fault("freeze-postgres", "PostgreSQL frozen 20 s (SIGSTOP of the postmaster and every backend)", "pause",
+          freeze("postgres", 20)),
+    # 256 MiB left: below the broker's disk_free_limit (1 GB, kvmesh's setting), so its disk alarm blocks publishers;
+    # a disk filled to the last byte at once, faster than the broker polls it, corrupts quorum queue segments
+    # (RabbitMQ 3.10; docs/reliability.md), which is what the limit is for
+    Fault("disk-full-rabbitmq", "RabbitMQ's disk nearly full for 20 s (256 MiB left, below its 1 GB disk_free_limit)",
+          "disk", disk_full("rabbitmq", 20, 256 << 20)),
+    Fault("disk-full-postgres", "PostgreSQL's disk full for 20 s (not a byte left)", "disk", disk_full("postgres", 20)),
+    Fault("rolling-upgrade", "./start.sh upgrade: consumers and replicas restarted one by one", "probe",
+          rolling_upgrade, quick=True),
+    Fault("backup-restore", "./start.sh backup under load, restored into a fresh run folder", "probe", backup_restore,
           quick=True),
     Fault("slow-watcher", "a Watch client that never reads, 256 KB values", "probe", slow_watcher, quick=True),
     Fault("request-id-reuse", "request id reused for another request", "probe", request_id_reuse, quick=True),

@@ -4,6 +4,8 @@ runs it around its cluster phases.
 
   grow.py queue  --root R --run-dir D --state F [--count N]   the consumers stopped, N ASYNC writes through nginx,
                                                                each acknowledged and still queued; written to F
+  grow.py kill-broker --root R --run-dir D --state F          kill -9 of every RabbitMQ node at once (their beam.smp),
+                                                               left to supervisord to start again in whatever order
   grow.py verify --root R --run-dir D --state F --nodes K      after the stack came back (grown to K nodes, or
                                                                refused a shrink and started as it was): every write
                                                                of F applied exactly once with its value, and every
@@ -54,6 +56,17 @@ def cmd_queue(st: Stack, state: str, count: int) -> int:
     return 0
 
 
+def cmd_kill_broker(st: Stack) -> int:
+    pids = {part: st.find_pid(part) for part in st.rabbit_parts()}
+    if not all(pids.values()):
+        say(f"FAIL: not every node runs: {pids}")
+        return 1
+    for pid in pids.values():
+        st.kill9(pid)
+    say(f"kill -9 of every node at once: {pids}")
+    return 0
+
+
 def cmd_verify(st: Stack, state: str, nodes: int) -> int:
     with open(state, encoding="utf-8") as f:
         saved = json.load(f)
@@ -89,7 +102,7 @@ def cmd_verify(st: Stack, state: str, nodes: int) -> int:
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=("queue", "verify"))
+    p.add_argument("command", choices=("queue", "kill-broker", "verify"))
     p.add_argument("--root", required=True)
     p.add_argument("--run-dir", required=True)
     p.add_argument("--state", required=True)
@@ -99,6 +112,8 @@ def main() -> int:
     st = Stack(a.root, a.run_dir)
     if a.command == "queue":
         return cmd_queue(st, a.state, a.count)
+    if a.command == "kill-broker":
+        return cmd_kill_broker(st)
     return cmd_verify(st, a.state, a.nodes)
 
 

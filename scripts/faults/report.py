@@ -225,7 +225,8 @@ def write_doc(path: str, result: dict) -> None:
         for name, c in p["checks"].items():
             checks.append(f"- {p['title']}: {name}: {'ok' if c['ok'] else '**FAILED**'}"
                           f"{' (' + c['detail'] + ')' if c['detail'] else ''}")
-        checks += [f"- {p['title']}: {n}" for n in p["notes"] if n.startswith(("wrote ", "resident memory"))]
+        checks += [f"- {p['title']}: {n}" for n in p["notes"]
+                   if n.startswith(("wrote ", "resident memory", "the API served again", "./start.sh ", "SIGCONT"))]
     total = result["total"]
     text = f"""# Reliability under faults
 
@@ -254,12 +255,14 @@ How to read it (the rules are in `scripts/faults/verify.py`):
 - **s unavailable**: seconds during which the probe (an ASYNC put and a get through nginx, 3 s timeout) failed.
 - **recovered by itself**: the killed part runs again and the API serves (two probes in a row), nobody acting, within
   {GOAL_S:.0f} s (DESIGN.md); for a stopped server, the API serving again after the server was started. When this does
-  not happen the suite restarts the part as a person would, so later phases run on a whole stack.
+  not happen the suite restarts the part as a person would, so later phases run on a whole stack. For a frozen
+  process (SIGSTOP for the time in its title, then SIGCONT; nothing dies, its connections stay open): the API serving
+  after SIGCONT; the checks below say when it served again while the process was still frozen.
 - After each phase the load pauses, the suite waits until every acknowledged write is in `kv_oplog`, then checks over all
   keys: versions 1..N without gaps, real-time order, `kv` = the write applied last, Redis = PostgreSQL, the API =
   PostgreSQL, reads returned applied (version, value) pairs. A problem is counted in the phase where it first shows.
 
-The probes' own checks (slow watchers, request-id reuse) and the final ones:
+The phases' own checks (freezes, the rolling upgrade, slow watchers, request-id reuse) and the final ones:
 
 {chr(10).join(checks)}
 

@@ -322,6 +322,16 @@ class Stack:
         except subprocess.TimeoutExpired:
             return f"start.sh restart {part}: timed out"
 
+    def start_sh(self, *args: str, timeout: float = 300) -> tuple[int, str]:
+        """./start.sh ARGS on this stack: (exit status, stdout and stderr); 124 when it timed out."""
+        try:
+            res = subprocess.run([os.path.join(self.root, "start.sh"), *args], capture_output=True, text=True,
+                                 timeout=timeout, env=self.env)
+            return res.returncode, res.stdout + res.stderr
+        except subprocess.TimeoutExpired as e:
+            out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            return 124, out + f"\n(timed out after {timeout:.0f}s)"
+
     def status(self) -> tuple[bool, dict[str, str]]:
         """./start.sh status: overall health and each part's state (healthy / unhealthy / stopped)."""
         try:
