@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # kvmesh's fault suite: starts the whole stack with ./start.sh (native mode) in a fresh temporary run folder on free
 # loopback ports, drives writers and readers through nginx while one fault at a time is injected (kill -9 of each
-# process kind, servers stopped and started, Redis back with and without a dump, a slow Watch client, a reused
+# process kind, servers stopped and started, Redis back with and without a dump; in full mode network partitions,
+# frozen processes and full disks too; a rolling upgrade, a backup restored elsewhere, a slow Watch client, a reused
 # request id), drains and verifies after each fault (nothing acknowledged lost, nothing applied twice, versions
 # contiguous and in real-time order, Redis = PostgreSQL = the API, no stale reads, recovery with nobody acting),
 # prints a table, writes JSON, stops the stack and removes the folder, pass or fail.
 #
 #   scripts/faults.sh quick     a few faults, short phases (about 4 minutes; the last step of ./test.sh)
-#   scripts/faults.sh full      every fault (about 12 minutes); writes scripts/faults/results/<time>-full.json
+#   scripts/faults.sh full      every fault (about 20 minutes; as root, for the disk phases); writes scripts/faults/results/<time>-full.json
 #                               and latest-full.json, and docs/reliability.md from it
 #   scripts/faults.sh report    docs/reliability.md again from scripts/faults/results/latest-full.json
 #   scripts/faults.sh cluster   the stack's broker grown from 1 node with queued writes to 3 (KVMESH_RABBITMQ_NODES=3 on
@@ -76,6 +77,7 @@ cleanup() {
   KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" ./start.sh stop >"$RUN_DIR/stop.log" 2>&1 ||
     echo "[faults] start.sh stop reported a problem (see $RUN_DIR/stop.log)" >&2
   kill_leftovers "$RUN_DIR" faults   # processes a fault orphaned (e.g. the workers of a killed nginx master)
+  if [ -n "${NETPROXY_PID:-}" ]; then kill "$NETPROXY_PID" 2>/dev/null || true; fi
   for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
   if [ "${KVMESH_FAULTS_KEEP:-0}" = 1 ] || [ -n "${KVMESH_FAULTS_ONLY:-}" ] || { [ $rc != 0 ] && [ -n "${CI:-}" ]; }; then
     step "run folder kept: $RUN_DIR"
@@ -91,6 +93,10 @@ trap 'exit 143' TERM
 
 # every port of the stack in one pick, so no part can take a port meant for another
 read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 PG_PORT REDIS_PORT AMQP_PORT DIST_PORT C1 C2 < <(scripts/free-ports 11)
+more_ports() {   # N more free ports, one a line, none of the eleven above
+  scripts/free-ports $(( $1 + 11 )) | tr ' ' '\n' | grep -vxF -e "$HTTP_PORT" -e "$ENVOY_PORT" -e "$ADMIN_PORT" -e "$R1" \
+    -e "$R2" -e "$PG_PORT" -e "$REDIS_PORT" -e "$AMQP_PORT" -e "$DIST_PORT" -e "$C1" -e "$C2" | head -n "$1"
+}
 export KVMESH_MODE=native KVMESH_RUN_DIR="$RUN_DIR" KVMESH_HTTP_PORT="$HTTP_PORT" KVMESH_ENVOY_PORT="$ENVOY_PORT" \
   KVMESH_ENVOY_ADMIN_PORT="$ADMIN_PORT" KVMESH_REPLICAS=2 KVMESH_CONSUMERS=2 KVMESH_REPLICA_PORTS="$R1,$R2" \
   KVMESH_CONSUMER_HTTP_PORTS="$C1,$C2"
@@ -99,11 +105,22 @@ export KVMESH_PG_PORT="$PG_PORT" KVMESH_REDIS_PORT="$REDIS_PORT" KVMESH_AMQP_POR
 if [ "$MODE" = cluster ]; then
   # three RabbitMQ nodes, grown from one (below): nodes 2 and 3 get their AMQP and distribution ports from the same
   # kind of pick
-  KVMESH_RABBIT_CLUSTER_PORTS="$(scripts/free-ports 15 | tr ' ' '\n' | grep -vxF -e "$HTTP_PORT" -e "$ENVOY_PORT" -e "$ADMIN_PORT" \
-    -e "$R1" -e "$R2" -e "$PG_PORT" -e "$REDIS_PORT" -e "$AMQP_PORT" -e "$DIST_PORT" -e "$C1" -e "$C2" | head -n 4 | paste -sd,)"
+  KVMESH_RABBIT_CLUSTER_PORTS="$(more_ports 4 | paste -sd,)"
   export KVMESH_RABBIT_CLUSTER_PORTS
 fi
 step "starting the stack in $RUN_DIR (nginx :$HTTP_PORT, envoy :$ENVOY_PORT${KVMESH_RABBITMQ_NODES:+, $KVMESH_RABBITMQ_NODES RabbitMQ nodes}$([ "$MODE" != cluster ] || echo ", 1 RabbitMQ node, grown to 3 below"))"
+# Full mode: network partitions (scripts/faults/netproxy.py): kv-service-1's broker connections and each consumer's
+# PostgreSQL and broker connections go through proxies on loopback (KVMESH_VIA_PROXY), which the partition phases cut
+# (nothing forwarded, nothing closed) and heal.
+if [ "$MODE" = full ]; then
+  read -r NP_CTL NP_R1 NP_C1PG NP_C2PG NP_C1MQ NP_C2MQ < <(more_ports 6 | paste -sd' ')
+  python3 -B scripts/faults/netproxy.py --control "$NP_CTL" "kv-service-1:rabbitmq=$NP_R1:$AMQP_PORT" \
+    "kv-consumer-1:postgres=$NP_C1PG:$PG_PORT" "kv-consumer-2:postgres=$NP_C2PG:$PG_PORT" \
+    "kv-consumer-1:rabbitmq=$NP_C1MQ:$AMQP_PORT" "kv-consumer-2:rabbitmq=$NP_C2MQ:$AMQP_PORT" >"$RUN_DIR/netproxy.log" 2>&1 &
+  NETPROXY_PID=$!
+  export KVMESH_NETPROXY_CONTROL="$NP_CTL" KVMESH_VIA_PROXY="kv-service-1:rabbitmq=$NP_R1,kv-consumer-1:postgres=$NP_C1PG,\
+kv-consumer-2:postgres=$NP_C2PG,kv-consumer-1:rabbitmq=$NP_C1MQ,kv-consumer-2:rabbitmq=$NP_C2MQ"
+fi
 # Two partition queues (unless KVMESH_PARTITIONS says otherwise), not start.sh's single one for a new run folder: the
 # phases then also cover what only several queues can do (one replica's writes split over two queues and two consumer
 # transactions, the request-id probe's keys in different queues, a takeover while the other queue goes on).

@@ -57,7 +57,7 @@ CONFIGS = {
 class Phase:
     id: str
     title: str
-    kind: str                          # kill | stop | pause | disk | probe
+    kind: str                          # kill | stop | partition | pause | disk | probe
     t_start: float = 0.0
     t_inject: float = 0.0
     t_end: float = 0.0

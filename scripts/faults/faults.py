@@ -8,10 +8,12 @@ for kvmesh to serve again by itself.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,7 +27,7 @@ from probes import cold_put, cold_read, request_id_reuse, request_id_reuse_redis
 class Fault:
     id: str
     title: str
-    kind: str                          # kill | stop | pause | disk | probe
+    kind: str                          # kill | stop | partition | pause | disk | probe
     run: Callable[[Ctx, Phase], None]
     quick: bool = False                # part of quick mode
 
@@ -219,6 +221,55 @@ def _descendants(ctx: Ctx, pid: int) -> list[int]:
             out.append(c)
             todo.append(c)
     return out
+
+
+# ---------------------------------------------------------------------- network partitions (scripts/faults/netproxy.py)
+
+def _netproxy(path: str, method: str = "GET") -> dict:
+    port = os.environ.get("KVMESH_NETPROXY_CONTROL", "")
+    if not port:
+        raise RuntimeError("no network proxies (scripts/faults.sh full starts them: KVMESH_NETPROXY_CONTROL)")
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def partition(part: str | Callable[[Ctx], str], server: str, hold_s: float):
+    """The connections between PART and SERVER cut for HOLD_S seconds, then healed: PART reaches SERVER through a
+    proxy of its own (KVMESH_VIA_PROXY), which stops forwarding anything (no reset, no close: silence, as a network
+    partition looks to both ends) and then forwards again what waited, nothing lost. Every other path stays whole.
+    Figures: when the API served again during the partition, and after the heal."""
+    def run(ctx: Ctx, ph: Phase) -> None:
+        name = part(ctx) if callable(part) else part
+        proxy = f"{name}:{server}"
+        try:
+            before = _netproxy("/").get(proxy)
+        except (OSError, RuntimeError, ValueError) as e:
+            ph.check("fault injected", False, str(e))
+            return
+        if not before or not before["connections"]:
+            ph.check("fault injected", False, f"{name} has no connection to {server} through its proxy: {before}")
+            return
+        _netproxy(f"/partition/{proxy}", "POST")
+        t = time.time()
+        ph.t_inject = t
+        ph.note(f"network partition between {name} and {server} ({before['connections']} connection(s) through "
+                f"127.0.0.1:{before['listen']}) for {hold_s:.0f}s")
+        try:
+            ctx.sleep(hold_s)
+        finally:
+            after = _netproxy(f"/heal/{proxy}", "POST")
+        t_heal = time.time()
+        ph.note(f"healed after {t_heal - t:.1f}s ({after['connections']} connection(s) through the proxy)")
+        during = ctx.serving_since(t)
+        if during is not None and during < t_heal:
+            ph.figures["served_again_s"] = round(during - t, 1)
+            ph.note(f"the API served again {during - t:.1f}s into the partition")
+        if not ctx.await_recovery(ph, None, t_heal):
+            ctx.repair(ph, name, t_heal)
+        ph.check(f"{name} runs on, the same process", ctx.stack.find_pid(name) is not None,
+                 f"pid {ctx.stack.find_pid(name)}")
+    return run
 
 
 # ---------------------------------------------------------------------- a full disk
@@ -436,6 +487,12 @@ SCHEDULE = [
     Fault("stop-redis-save", "Redis SHUTDOWN SAVE, then started (old dump)", "stop", redis_stop_save),
     Fault("kill-redis-dump", "kill -9 redis-server after a dump, then started", "kill", redis_kill_with_dump,
           quick=True),
+    Fault("partition-replica-rabbitmq", "network partition: kv-service-1 and RabbitMQ, 20 s", "partition",
+          partition("kv-service-1", "rabbitmq", 20)),
+    Fault("partition-consumer-postgres", "network partition: the active kv-consumer and PostgreSQL, 20 s",
+          "partition", partition(active_consumer, "postgres", 20)),
+    Fault("partition-consumer-rabbitmq", "network partition: the active kv-consumer and RabbitMQ, 20 s",
+          "partition", partition(active_consumer, "rabbitmq", 20)),
     Fault("freeze-consumer", "the active kv-consumer frozen 45 s (SIGSTOP, past the broker's heartbeat timeout)",
           "pause", freeze(active_consumer, 45, "AMQP heartbeat 10 s: the broker drops its connection after missed "
                           "beats (about 30 s) and hands its partitions to the standby; on SIGCONT its own work must not "

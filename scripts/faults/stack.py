@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import http.client
+import json
 import os
 import re
 import shlex
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import time
 import urllib.parse
+import urllib.request
 import xmlrpc.client
 
 # what the process of each part is called in /proc/PID/comm (Linux truncates comm to 15 characters)
@@ -372,14 +374,30 @@ class Stack:
                 client_port[m.group(1)] = int(m.group(2))
         port_owner = self._local_port_owners()
         part_of_pid = {self.find_pid(p): p for p in self.parts() if p.startswith("kv-consumer-")}
+        part_of_port = self._proxied_ports()   # a consumer that reaches the broker through a proxy (full mode)
         count: dict[str, int] = {}
         for line in consumers.splitlines():
             words = line.split()
             if len(words) == 3 and re.fullmatch(r".*\.ops\.\d+", words[0]) and words[2] == "true":
-                part = part_of_pid.get(port_owner.get(client_port.get(words[1], -1)))
+                port = client_port.get(words[1], -1)
+                part = part_of_port.get(port) or part_of_pid.get(port_owner.get(port))
                 if part:
                     count[part] = count.get(part, 0) + 1
         return max(count, key=count.get) if count else None
+
+    @staticmethod
+    def _proxied_ports() -> dict[int, str]:
+        """local port of a proxy's connection to the broker -> the part it carries (scripts/faults/netproxy.py)."""
+        port = os.environ.get("KVMESH_NETPROXY_CONTROL", "")
+        if not port:
+            return {}
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                proxies = json.loads(resp.read())
+        except (OSError, ValueError):
+            return {}
+        return {p: name.split(":", 1)[0] for name, st in proxies.items() if name.endswith(":rabbitmq")
+                for p in st.get("upstream_ports", [])}
 
     def _local_port_owners(self) -> dict[int, int]:
         """local port -> pid of the client sockets connected to the broker (ss -tnp)."""

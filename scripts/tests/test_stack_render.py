@@ -193,3 +193,20 @@ def test_template_errors_match_render_config_sh(tmp_path: Path, env: dict[str, s
     assert res.returncode == 1 and res.stderr.strip() == message.format(t=tmpl)
     with pytest.raises(render.RenderError, match=message.format(t=tmpl).replace("$", r"\$")):
         render.render_template_text(str(tmpl), env)
+
+
+def test_via_proxy_routes_one_parts_server_address_through_a_proxy(tmp_path: Path) -> None:
+    text, _ = conf_for(tmp_path, servers_env=SERVERS_ENV + "export KVMESH_AMQP_PORT=5672\n",
+                       KVMESH_VIA_PROXY="kv-service-1:rabbitmq=6001, kv-consumer-2:postgres=6002")
+    sec = sections(text)
+    assert "127.0.0.1:6001/%%2F" in sec["program:kv-service-1"]["environment"]
+    assert "127.0.0.1:5432/kvmesh" in sec["program:kv-service-1"]["environment"]
+    assert "127.0.0.1:6002/kvmesh" in sec["program:kv-consumer-2"]["environment"]
+    assert "127.0.0.1:5672/%%2F" in sec["program:kv-consumer-2"]["environment"]
+    for part in ("kv-service-2", "kv-consumer-1"):  # the other parts reach the servers directly
+        env = sec[f"program:{part}"]["environment"]
+        assert "127.0.0.1:5432/kvmesh" in env and "127.0.0.1:5672/%%2F" in env and "600" not in env
+    assert render.via_proxy("") == {}
+    for bad in ("kv-service-1:redis=6001", "envoy:postgres=1", "kv-service-1:postgres", "kv-consumer-1:rabbitmq=0"):
+        with pytest.raises(render.RenderError):
+            render.via_proxy(bad)

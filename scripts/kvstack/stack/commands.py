@@ -378,8 +378,11 @@ class Stack:
         rel = self.release
         bins = render.Binaries(self.java_home, envoy_bin, rel.service if rel else self.jars.service,
                                rel.consumer if rel else self.jars.consumer)
-        progs = render.supervisor_programs(self.s, self.run, bins, paths.rabbitmq_parts(self.run, self.environ),
-                                           self.run.servers_env(), self.environ)
+        try:
+            progs = render.supervisor_programs(self.s, self.run, bins, paths.rabbitmq_parts(self.run, self.environ),
+                                               self.run.servers_env(), self.environ)
+        except render.RenderError as e:
+            LOG.die(str(e))
         render.write_private(self.run.sv_conf, render.supervisor_conf_text(self.run, progs))
 
     def start_supervisor(self) -> bool:

@@ -75,12 +75,46 @@ class Binaries:
     jar_consumer: str
 
 
+# KVMESH_VIA_PROXY (the fault suite's network partitions, scripts/faults/netproxy.py): a server's port and the
+# variables of a Java part that name it
+VIA_PROXY_VARS = {"postgres": ("KVMESH_PG_PORT", ("KVMESH_PG_URL",)),
+                  "rabbitmq": ("KVMESH_AMQP_PORT", ("KVMESH_AMQP_URI", "KVMESH_AMQP_ADDRESSES"))}
+VIA_PROXY_ITEM = re.compile(r"(kv-(?:service|consumer)-[1-9][0-9]*):(postgres|rabbitmq)=([1-9][0-9]{0,4})")
+
+
+def via_proxy(spec: str) -> dict[str, dict[str, str]]:
+    """KVMESH_VIA_PROXY, "PART:SERVER=PORT,...": part -> server -> the loopback port PART reaches SERVER through."""
+    routes: dict[str, dict[str, str]] = {}
+    for item in (x.strip() for x in spec.split(",")):
+        if not item:
+            continue
+        m = VIA_PROXY_ITEM.fullmatch(item)
+        if not m:
+            raise RenderError(f"KVMESH_VIA_PROXY: '{item}' is not PART:SERVER=PORT (PART kv-service-N or "
+                              "kv-consumer-N, SERVER postgres or rabbitmq)")
+        routes.setdefault(m[1], {})[m[2]] = m[3]
+    return routes
+
+
+def proxied_env(env: Sequence[tuple[str, str]], servers_env: Mapping[str, str],
+                routes: Mapping[str, str]) -> list[tuple[str, str]]:
+    """ENV with each routed server's 127.0.0.1:PORT replaced by the proxy's port in the variables that name it."""
+    out = list(env)
+    for server, port in routes.items():
+        port_var, names = VIA_PROXY_VARS[server]
+        real = servers_env.get(port_var, "")
+        if real:
+            out = [(n, v.replace(f"127.0.0.1:{real}", f"127.0.0.1:{port}") if n in names else v) for n, v in out]
+    return out
+
+
 def supervisor_programs(s: Settings, run: RunDir, bins: Binaries, rabbit_parts: Sequence[str],
                         servers_env: Mapping[str, str], environ: Mapping[str, str]) -> list[Program]:
     """Every part as a supervisord program; priorities only order the first start: servers, Java, edge."""
     rd, logs = run.path, run.logs
     servers = os.path.join(s.root, "scripts", "servers.sh")
     base_env = list(servers_env.items())  # the servers' addresses and credentials for the Java processes
+    routes = via_proxy(environ.get("KVMESH_VIA_PROXY", ""))
     java = [f"{bins.java_home}/bin/java", "-XX:+ExitOnOutOfMemoryError", *s.java_opts.split()]
     # PostgreSQL stops on SIGINT (fast shutdown: SIGTERM would wait for every pooled connection to close)
     progs = [Program("postgres", 10, "INT", 30, f"{logs}/postgres.log", [servers, "run", rd, "postgres"]),
@@ -100,14 +134,14 @@ def supervisor_programs(s: Settings, run: RunDir, bins: Binaries, rabbit_parts: 
                 ("KVMESH_INSTANCE", part)]
         progs.append(Program(part, 20, "TERM", 20, f"{logs}/{part}.log",
                              [*with_pidfile(run, part), *java, f"-Dkvmesh.run={rd}", f"-Dkvmesh.part={part}", "-jar",
-                              bins.jar_service], env))
+                              bins.jar_service], proxied_env(env, servers_env, routes.get(part, {}))))
     for i in range(1, s.consumers + 1):
         part = f"kv-consumer-{i}"
         env = [*base_env, ("KVMESH_CONSUMER_HTTP_BIND", "127.0.0.1"),
                ("KVMESH_CONSUMER_HTTP_PORT", s.consumer_ports[i - 1]), ("KVMESH_INSTANCE", part)]
         progs.append(Program(part, 20, "TERM", 20, f"{logs}/{part}.log",
                              [*with_pidfile(run, part), *java, f"-Dkvmesh.run={rd}", f"-Dkvmesh.part={part}", "-jar",
-                              bins.jar_consumer], env))
+                              bins.jar_consumer], proxied_env(env, servers_env, routes.get(part, {}))))
     # Hot restart is off: a supervisor restarts Envoy instead, and without shared memory stacks need no base ids
     progs.append(Program("envoy", 30, "TERM", 15, f"{logs}/envoy.log",
                          [*with_pidfile(run, "envoy"), bins.envoy, "-c", f"{run.conf}/envoy.yaml", "--concurrency",
