@@ -215,11 +215,11 @@ def freeze(part: str | Callable[[Ctx], str], hold_s: float, what: str = ""):
 
 
 def _descendants(ctx: Ctx, pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        for c in ctx.stack.children_of(todo.pop()):
+    out, pending = [], [pid]
+    while pending:
+        for c in ctx.stack.children_of(pending.pop()):
             out.append(c)
-            todo.append(c)
+            pending.append(c)
     return out
 
 
