@@ -157,6 +157,35 @@ def redis_kill_with_dump(ctx: Ctx, ph: Phase) -> None:
     cold_read(ctx, keys, ctx.cfg.post_s)
 
 
+# ---------------------------------------------------------------------- faults that kill nothing: held, then undone
+
+def held(ctx: Ctx, ph: Phase, what: str, hold_s: float, undo: Callable[[], None],
+         watch: Callable[[float], None] | None = None) -> tuple[float, float]:
+    """The fault injected just now: noted (WHAT), kept HOLD_S seconds with the load running (WATCH(t_inject), if
+    given, may look at the stack meanwhile), then undone by UNDO, whatever happened; (inject time, undo time)."""
+    t = time.time()
+    ph.t_inject = t
+    ph.note(what)
+    try:
+        if watch:
+            watch(t)
+        ctx.sleep(max(0.0, hold_s - (time.time() - t)))
+    finally:
+        undo()
+    return t, time.time()
+
+
+def served_through(ctx: Ctx, ph: Phase, part: str, t: float, t_end: float, wait_s: float | None = None) -> None:
+    """After a fault held from T to T_END: when the API served again while it held (two probes in a row), if it did;
+    then the API serving after T_END, nobody acting (PART restarted as a person would if not)."""
+    during = ctx.serving_since(t)
+    if during is not None and during < t_end:
+        ph.figures["served_again_s"] = round(during - t, 1)
+        ph.note(f"the API served again {during - t:.1f}s into the fault, while it held")
+    if not ctx.await_recovery(ph, None, t_end, wait_s=wait_s):
+        ctx.repair(ph, part, t_end)
+
+
 # ---------------------------------------------------------------------- pauses: alive, but frozen (SIGSTOP)
 
 def freeze(part: str | Callable[[Ctx], str], hold_s: float, what: str = ""):
@@ -171,44 +200,35 @@ def freeze(part: str | Callable[[Ctx], str], hold_s: float, what: str = ""):
             ph.check("fault injected", False, f"no running process found for {name}")
             return
         pids = [pid, *_descendants(ctx, pid)] if name.startswith("postgres") else [pid]
-        for p in pids:
-            os.kill(p, signal.SIGSTOP)
-        t = time.time()
-        ph.t_inject = t
-        ph.note(f"SIGSTOP {name} ({len(pids)} process{'es' if len(pids) > 1 else ''}, pid {pid}) for {hold_s:.0f}s"
-                + (f": {what}" if what else ""))
-        try:
-            if name.startswith("kv-consumer-"):
-                # the broker's view, every 2 s: when does another consumer hold the partitions?
-                active, took_over = name, None
-                while time.time() - t < hold_s - 3 and took_over is None:
-                    ctx.sleep(2.0)
-                    active = ctx.stack.active_consumer() or name
-                    if active != name:
-                        took_over = time.time() - t
-                if took_over is not None:
-                    ph.figures["takeover_s"] = round(took_over, 1)
-                ph.check("the standby took over while the active consumer was frozen", took_over is not None,
-                         f"{active} active {took_over:.1f}s into the freeze" if took_over is not None else
-                         f"{name} still the broker's active consumer {time.time() - t:.0f}s into the freeze")
-                ctx.sleep(max(0.0, hold_s - (time.time() - t)))
-            else:
-                ctx.sleep(hold_s)
-        finally:
+
+        def resume() -> None:
             for p in pids:
                 try:
                     os.kill(p, signal.SIGCONT)
                 except OSError:
                     pass
-        t_cont = time.time()
+
+        def takeover(t: float) -> None:
+            """The broker's view, every 2 s: when does another consumer hold the frozen one's partitions?"""
+            active, took_over = name, None
+            while time.time() - t < hold_s - 3 and took_over is None:
+                ctx.sleep(2.0)
+                active = ctx.stack.active_consumer() or name
+                if active != name:
+                    took_over = time.time() - t
+            if took_over is not None:
+                ph.figures["takeover_s"] = round(took_over, 1)
+            ph.check("the standby took over while the active consumer was frozen", took_over is not None,
+                     f"{active} active {took_over:.1f}s into the freeze" if took_over is not None else
+                     f"{name} still the broker's active consumer {time.time() - t:.0f}s into the freeze")
+
+        for p in pids:
+            os.kill(p, signal.SIGSTOP)
+        t, t_cont = held(ctx, ph, f"SIGSTOP {name} ({len(pids)} process{'es' if len(pids) > 1 else ''}, pid {pid}) "
+                         f"for {hold_s:.0f}s" + (f": {what}" if what else ""), hold_s, resume,
+                         takeover if name.startswith("kv-consumer-") else None)
         ph.note(f"SIGCONT {name} after {t_cont - t:.1f}s")
-        during = ctx.serving_since(t)
-        if during is not None and during < t_cont:
-            ph.figures["served_again_s"] = round(during - t, 1)
-            ph.note(f"the API served again {during - t:.1f}s into the freeze, with {name} still frozen")
-        back = ctx.await_recovery(ph, None, t_cont)
-        if not back:
-            ctx.repair(ph, name, t_cont)
+        served_through(ctx, ph, name, t, t_cont)
         ph.check(f"{name} runs on, the same process", ctx.stack.find_pid(name) == pid,
                  f"pid {ctx.stack.find_pid(name)} (frozen: {pid})")
     return run
@@ -250,23 +270,13 @@ def partition(part: str | Callable[[Ctx], str], server: str, hold_s: float):
         if not before or not before["connections"]:
             ph.check("fault injected", False, f"{name} has no connection to {server} through its proxy: {before}")
             return
+        healed: list[dict] = []
         _netproxy(f"/partition/{proxy}", "POST")
-        t = time.time()
-        ph.t_inject = t
-        ph.note(f"network partition between {name} and {server} ({before['connections']} connection(s) through "
-                f"127.0.0.1:{before['listen']}) for {hold_s:.0f}s")
-        try:
-            ctx.sleep(hold_s)
-        finally:
-            after = _netproxy(f"/heal/{proxy}", "POST")
-        t_heal = time.time()
-        ph.note(f"healed after {t_heal - t:.1f}s ({after['connections']} connection(s) through the proxy)")
-        during = ctx.serving_since(t)
-        if during is not None and during < t_heal:
-            ph.figures["served_again_s"] = round(during - t, 1)
-            ph.note(f"the API served again {during - t:.1f}s into the partition")
-        if not ctx.await_recovery(ph, None, t_heal):
-            ctx.repair(ph, name, t_heal)
+        t, t_heal = held(ctx, ph, f"network partition between {name} and {server} ({before['connections']} "
+                         f"connection(s) through 127.0.0.1:{before['listen']}) for {hold_s:.0f}s", hold_s,
+                         lambda: healed.append(_netproxy(f"/heal/{proxy}", "POST")))
+        ph.note(f"healed after {t_heal - t:.1f}s ({healed[0]['connections']} connection(s) through the proxy)")
+        served_through(ctx, ph, name, t, t_heal)
         ph.check(f"{name} runs on, the same process", ctx.stack.find_pid(name) is not None,
                  f"pid {ctx.stack.find_pid(name)}")
     return run
@@ -297,15 +307,10 @@ def disk_full(part: str, hold_s: float, left: int = 0):
         if err:
             ph.check("fault injected", False, f"remount of {mnt} failed: {err}")
             return
-        t = time.time()
-        ph.t_inject = t
-        ph.note(f"{part}'s filesystem made full: {used / 2**20:.1f} MiB used, {left >> 20} MiB left, for "
-                f"{hold_s:.0f}s")
-        try:
-            ctx.sleep(hold_s)
-        finally:
-            err = _remount(mnt, size)
-        t_free = time.time()
+        errors: list[str] = []
+        t, t_free = held(ctx, ph, f"{part}'s filesystem made full: {used / 2**20:.1f} MiB used, {left >> 20} MiB "
+                         f"left, for {hold_s:.0f}s", hold_s, lambda: errors.append(_remount(mnt, size)))
+        err = errors[0]
         free = os.statvfs(mnt).f_bavail * st.f_frsize
         ph.note(f"{part}'s filesystem given its room back ({free >> 20} MiB free){': ' + err if err else ''}")
         writes, _, _ = ctx.history.snapshot()
@@ -325,8 +330,7 @@ def disk_full(part: str, hold_s: float, left: int = 0):
         ph.check("writes accepted, or refused with 503 (UNAVAILABLE) within the confirm timeout",
                  all(st_.startswith("503") or st_ == "TimeoutError" for st_ in refused) and not slow,
                  (f"refusals: {refused}; {len(slow)} of them took more than 6 s" if refused else "none refused"))
-        if not ctx.await_recovery(ph, None, t_free, wait_s=60.0):
-            ctx.repair(ph, part, t_free)
+        served_through(ctx, ph, part, t, t_free, wait_s=60.0)
     return run
 
 
