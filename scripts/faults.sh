@@ -110,16 +110,18 @@ if [ "$MODE" = cluster ]; then
 fi
 step "starting the stack in $RUN_DIR (nginx :$HTTP_PORT, envoy :$ENVOY_PORT${KVMESH_RABBITMQ_NODES:+, $KVMESH_RABBITMQ_NODES RabbitMQ nodes}$([ "$MODE" != cluster ] || echo ", 1 RabbitMQ node, grown to 3 below"))"
 # Full mode: network partitions (scripts/faults/netproxy.py): kv-service-1's broker connections and each consumer's
-# PostgreSQL and broker connections go through proxies on loopback (KVMESH_VIA_PROXY), which the partition phases cut
-# (nothing forwarded, nothing closed) and heal.
+# PostgreSQL, broker and Redis connections go through proxies on loopback (KVMESH_VIA_PROXY), which the partition
+# phases cut (nothing forwarded, nothing closed) and heal.
 if [ "$MODE" = full ]; then
-  read -r NP_CTL NP_R1 NP_C1PG NP_C2PG NP_C1MQ NP_C2MQ < <(more_ports 6 | paste -sd' ')
+  read -r NP_CTL NP_R1 NP_C1PG NP_C2PG NP_C1MQ NP_C2MQ NP_C1RD NP_C2RD < <(more_ports 8 | paste -sd' ')
   python3 -B scripts/faults/netproxy.py --control "$NP_CTL" "kv-service-1:rabbitmq=$NP_R1:$AMQP_PORT" \
     "kv-consumer-1:postgres=$NP_C1PG:$PG_PORT" "kv-consumer-2:postgres=$NP_C2PG:$PG_PORT" \
-    "kv-consumer-1:rabbitmq=$NP_C1MQ:$AMQP_PORT" "kv-consumer-2:rabbitmq=$NP_C2MQ:$AMQP_PORT" >"$RUN_DIR/netproxy.log" 2>&1 &
+    "kv-consumer-1:rabbitmq=$NP_C1MQ:$AMQP_PORT" "kv-consumer-2:rabbitmq=$NP_C2MQ:$AMQP_PORT" \
+    "kv-consumer-1:redis=$NP_C1RD:$REDIS_PORT" "kv-consumer-2:redis=$NP_C2RD:$REDIS_PORT" >"$RUN_DIR/netproxy.log" 2>&1 &
   NETPROXY_PID=$!
   export KVMESH_NETPROXY_CONTROL="$NP_CTL" KVMESH_VIA_PROXY="kv-service-1:rabbitmq=$NP_R1,kv-consumer-1:postgres=$NP_C1PG,\
-kv-consumer-2:postgres=$NP_C2PG,kv-consumer-1:rabbitmq=$NP_C1MQ,kv-consumer-2:rabbitmq=$NP_C2MQ"
+kv-consumer-2:postgres=$NP_C2PG,kv-consumer-1:rabbitmq=$NP_C1MQ,kv-consumer-2:rabbitmq=$NP_C2MQ,\
+kv-consumer-1:redis=$NP_C1RD,kv-consumer-2:redis=$NP_C2RD"
 fi
 # Two partition queues (unless KVMESH_PARTITIONS says otherwise), not start.sh's single one for a new run folder: the
 # phases then also cover what only several queues can do (one replica's writes split over two queues and two consumer

@@ -31,8 +31,8 @@ class Config:
     slow_value_bytes: int
     slow_total_bytes: int
     slow_time_s: float
-    redis_window_s: float    # stale cache reads allowed this long after Redis accepts connections again (README:
-                             # none after a restart; its KVMESH_CACHE_RETRY_MS window is for partitions, not faulted)
+    redis_window_s: float    # stale cache reads allowed this long after Redis accepts connections again (README,
+                             # "Redis down": none, whatever Redis does)
 
 
 CONFIGS = {

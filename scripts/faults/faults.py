@@ -497,6 +497,8 @@ SCHEDULE = [
           "partition", partition(active_consumer, "postgres", 20)),
     Fault("partition-consumer-rabbitmq", "network partition: the active kv-consumer and RabbitMQ, 20 s",
           "partition", partition(active_consumer, "rabbitmq", 20)),
+    Fault("partition-consumer-redis", "network partition: the active kv-consumer and Redis, 20 s (the replicas still "
+          "reach it)", "partition", partition(active_consumer, "redis", 20)),
     Fault("freeze-consumer", "the active kv-consumer frozen 45 s (SIGSTOP, past the broker's heartbeat timeout)",
           "pause", freeze(active_consumer, 45, "AMQP heartbeat 10 s: the broker drops its connection after missed "
                           "beats (about 30 s) and hands its partitions to the standby; on SIGCONT its own work must not "
@@ -504,6 +506,8 @@ SCHEDULE = [
     Fault("freeze-replica", "kv-service-1 frozen 20 s (SIGSTOP)", "pause", freeze("kv-service-1", 20)),
     Fault("freeze-postgres", "PostgreSQL frozen 20 s (SIGSTOP of the postmaster and every backend)", "pause",
           freeze("postgres", 20)),
+    Fault("freeze-redis", "Redis frozen 20 s (SIGSTOP): connections open, nothing answered", "pause",
+          freeze("redis", 20)),
     # 256 MiB left: below the broker's disk_free_limit (1 GB, kvmesh's setting), so its disk alarm blocks publishers;
     # a disk filled to the last byte at once, faster than the broker polls it, corrupts quorum queue segments
     # (RabbitMQ 3.10; docs/reliability.md), which is what the limit is for

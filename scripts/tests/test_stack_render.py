@@ -207,6 +207,11 @@ def test_via_proxy_routes_one_parts_server_address_through_a_proxy(tmp_path: Pat
         env = sec[f"program:{part}"]["environment"]
         assert "127.0.0.1:5432/kvmesh" in env and "127.0.0.1:5672/%%2F" in env and "600" not in env
     assert render.via_proxy("") == {}
-    for bad in ("kv-service-1:redis=6001", "envoy:postgres=1", "kv-service-1:postgres", "kv-consumer-1:rabbitmq=0"):
+    redis = "export KVMESH_REDIS_PORT=6379\nexport KVMESH_REDIS_URI=redis://:pw@127.0.0.1:6379\n"
+    text, _ = conf_for(tmp_path, servers_env=SERVERS_ENV + redis, KVMESH_VIA_PROXY="kv-consumer-1:redis=6003")
+    sec = sections(text)
+    assert "127.0.0.1:6003" in sec["program:kv-consumer-1"]["environment"]
+    assert "127.0.0.1:6379" in sec["program:kv-consumer-2"]["environment"]
+    for bad in ("kv-service-1:memcached=6001", "envoy:postgres=1", "kv-service-1:postgres", "kv-consumer-1:rabbitmq=0"):
         with pytest.raises(render.RenderError):
             render.via_proxy(bad)

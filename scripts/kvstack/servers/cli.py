@@ -361,13 +361,17 @@ def up_down(up: bool) -> int:
 
 
 def ctl(s: Servers, part: str, action: str) -> int:
-    """One server's stop|start|status (redis also kill); the exit code."""
+    """One server's stop|start|status (redis also kill, freeze, thaw); the exit code."""
     key = f"{part}:{action}"
     nd = s.node()
     if key == "redis:stop":
         return 0 if redis.redis_stop(s, "save") else 1
     if key == "redis:kill":
         return 0 if redis.redis_kill(s) else 1
+    if key == "redis:freeze":
+        return 0 if redis.redis_signal(s, signal.SIGSTOP) else 1
+    if key == "redis:thaw":
+        return 0 if redis.redis_signal(s, signal.SIGCONT) else 1
     if key == "redis:start":
         if not redis.redis_start(s):
             LOG.die("redis did not start")
@@ -395,7 +399,7 @@ def ctl(s: Servers, part: str, action: str) -> int:
     if re.match(r"^rabbitmq-[0-9]", part):
         return rabbitmq.cluster_ctl(s, part.removeprefix("rabbitmq-"), action)
     LOG.die(f"usage: {SELF_NAME} ctl RUN_DIR redis|postgres|rabbitmq stop|start|status (redis also kill: kill -9, the "
-            "dump stays)")
+            "dump stays; freeze|thaw: SIGSTOP|SIGCONT)")
 
 
 def cmd_ctl(args: Sequence[str]) -> int:

@@ -94,3 +94,12 @@ def redis_kill(s: Servers) -> bool:
         return True
     proc.kill([p], signal.SIGKILL)
     return proc.wait_gone(10, [p])
+
+
+def redis_signal(s: Servers, sig: signal.Signals) -> bool:
+    """ctl redis freeze|thaw: SIGSTOP / SIGCONT (a Redis that stops answering without its connections closing)."""
+    p = redis_pid(s)
+    if not p:
+        return sig == signal.SIGCONT  # nothing running is nothing frozen
+    proc.kill([p], sig)
+    return True

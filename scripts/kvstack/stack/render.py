@@ -78,8 +78,9 @@ class Binaries:
 # KVMESH_VIA_PROXY (the fault suite's network partitions, scripts/faults/netproxy.py): a server's port and the
 # variables of a Java part that name it
 VIA_PROXY_VARS = {"postgres": ("KVMESH_PG_PORT", ("KVMESH_PG_URL",)),
-                  "rabbitmq": ("KVMESH_AMQP_PORT", ("KVMESH_AMQP_URI", "KVMESH_AMQP_ADDRESSES"))}
-VIA_PROXY_ITEM = re.compile(r"(kv-(?:service|consumer)-[1-9][0-9]*):(postgres|rabbitmq)=([1-9][0-9]{0,4})")
+                  "rabbitmq": ("KVMESH_AMQP_PORT", ("KVMESH_AMQP_URI", "KVMESH_AMQP_ADDRESSES")),
+                  "redis": ("KVMESH_REDIS_PORT", ("KVMESH_REDIS_URI",))}
+VIA_PROXY_ITEM = re.compile(r"(kv-(?:service|consumer)-[1-9][0-9]*):(postgres|rabbitmq|redis)=([1-9][0-9]{0,4})")
 
 
 def via_proxy(spec: str) -> dict[str, dict[str, str]]:
@@ -91,7 +92,7 @@ def via_proxy(spec: str) -> dict[str, dict[str, str]]:
         m = VIA_PROXY_ITEM.fullmatch(item)
         if not m:
             raise RenderError(f"KVMESH_VIA_PROXY: '{item}' is not PART:SERVER=PORT (PART kv-service-N or "
-                              "kv-consumer-N, SERVER postgres or rabbitmq)")
+                              "kv-consumer-N, SERVER postgres, rabbitmq or redis)")
         routes.setdefault(m[1], {})[m[2]] = m[3]
     return routes
 

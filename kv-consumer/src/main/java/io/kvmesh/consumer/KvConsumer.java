@@ -16,6 +16,7 @@ import io.kvmesh.core.admin.AdminHttpServer;
 import io.kvmesh.core.cache.KvCache;
 import io.kvmesh.core.metrics.Metrics;
 import io.kvmesh.core.queue.AmqpConnections;
+import io.kvmesh.core.queue.Partitioner;
 import io.kvmesh.core.queue.QueueTopology;
 import io.kvmesh.core.store.Database;
 import io.kvmesh.core.store.KvStore;
@@ -99,7 +100,7 @@ public final class KvConsumer implements AutoCloseable {
         try {
             database = Database.open(config.postgres(), config.startupTimeout());
             try {
-                cache = new KvCache(config.redis());
+                cache = new KvCache(config.redis(), new Partitioner(partitions));
             } catch (RuntimeException e) {
                 database.close();
                 throw e;
@@ -110,8 +111,8 @@ public final class KvConsumer implements AutoCloseable {
         }
         Clock clock = Clock.systemUTC();
         KvStore store = new KvStore(database.jdbi());
-        CacheUpdater cacheUpdater = new CacheUpdater(cache, clock, config.redis().timeout().multipliedBy(2),
-                config.cacheRetry());
+        CacheUpdater cacheUpdater = new CacheUpdater(cache, new Partitioner(partitions), clock,
+                config.redis().timeout().multipliedBy(2), config.cachePermit());
         EventPublisher events = new EventPublisher(topology);
         BatchApplier applier = new BatchApplier(store);
         ApplyWorker[] workers = new ApplyWorker[Math.min(config.applyThreads(), partitions)];
@@ -131,8 +132,10 @@ public final class KvConsumer implements AutoCloseable {
                 config.oplogRetention(), metrics);
         ScheduledExecutorService sweeps = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().name("kv-expiry").daemon(true).factory());
-        metrics.gauge("cache.backlog", "Keys whose cache update waits for Redis to come back",
-                cacheUpdater::backlogSize);
+        metrics.gauge("cache.permits", "Partitions whose cache permit this consumer holds (their cache is read)",
+                cacheUpdater::permitsHeld);
+        metrics.gauge("cache.tainted", "Partitions whose cache update failed: not read from the cache until a new "
+                + "permit epoch", cacheUpdater::partitionsTainted);
         metrics.gauge("partitions.subscribed", "Partition queues this consumer is subscribed to (active or standby)",
                 session::subscribedPartitions);
         return new KvConsumer(config, metrics, health, http, database, cache, cacheUpdater, workers, session, sweeper,
@@ -241,9 +244,9 @@ public final class KvConsumer implements AutoCloseable {
         return metrics.retries();
     }
 
-    /** Keys whose cache update waits for Redis to come back. */
-    public int cacheBacklog() {
-        return cacheUpdater.backlogSize();
+    /** Partitions whose cache permit this consumer holds. */
+    public int cachePermits() {
+        return cacheUpdater.permitsHeld();
     }
 
     /** Simulates a crash for fault-injection tests: drops the broker connection without closing it cleanly. */

@@ -70,7 +70,7 @@ class ConsumerAdminIT {
                 .isEqualTo(stack.topology.partitions());
         assertThat(value(text, "kvmesh_consumer_queue_backlog_messages\\{[^}]*partition=\"0\"\\}")).isZero();
         assertThat(text).contains("kvmesh_consumer_apply_lag_seconds_bucket{", "kvmesh_consumer_retries_total{",
-                "kvmesh_consumer_dead_lettered_total{", "kvmesh_consumer_cache_backlog{",
+                "kvmesh_consumer_dead_lettered_total{", "kvmesh_consumer_cache_permits{",
                 "kvmesh_consumer_inbox_deliveries{", "jvm_memory_used_bytes{");
         assertThat(consumer.appliedCount()).isGreaterThanOrEqualTo(5);
     }

@@ -74,7 +74,8 @@ class ReadWriteIT {
     void get_missThenFill_sourcePostgresThenRedis() throws Exception {
         stack.client(0).put(PutRequest.newBuilder().setData(KeyValueInput.newBuilder().setKey("filled").setValue("v")).build());
         awaitGet("filled");
-        try (var cache = new io.kvmesh.core.cache.KvCache(stack.iso.redis())) {
+        try (var cache = new io.kvmesh.core.cache.KvCache(stack.iso.redis(),
+                new io.kvmesh.core.queue.Partitioner(stack.iso.amqp().partitions()))) {
             cache.evict("filled").join();
         }
         GetResponse fromDb = stack.client(0).get(GetRequest.newBuilder().setKey("filled").build());

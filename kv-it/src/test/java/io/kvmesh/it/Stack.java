@@ -80,7 +80,7 @@ final class Stack implements AutoCloseable {
     }
 
     ConsumerConfig consumerConfig() {
-        return new ConsumerConfig(256, 2, 128, Duration.ofMillis(500), Duration.ofMillis(200), iso.startupTimeout(),
+        return new ConsumerConfig(256, 2, 128, Duration.ofMillis(500), Duration.ofMillis(1000), iso.startupTimeout(),
                 Duration.ofMillis(200), Duration.ofHours(1), iso.postgres(), iso.redis(), iso.amqp(), "127.0.0.1", 0,
                 "kv-consumer-it");
     }

@@ -14,6 +14,7 @@ import io.kvmesh.core.cache.KvCache;
 import io.kvmesh.core.metrics.Metrics;
 import io.kvmesh.core.queue.AmqpConnections;
 import io.kvmesh.core.queue.OperationPublisher;
+import io.kvmesh.core.queue.Partitioner;
 import io.kvmesh.core.queue.QueueTopology;
 import io.kvmesh.core.store.Database;
 import io.kvmesh.core.store.KvStore;
@@ -94,7 +95,7 @@ public final class KvServiceServer {
         PrometheusMeterRegistry registry = Metrics.newRegistry("kv-service", config.admin().instance());
         ServiceMeters meters = new ServiceMeters(registry);
         Database database = Database.open(config.postgres(), config.startupTimeout());
-        KvCache cache = new KvCache(config.redis());
+        KvCache cache = new KvCache(config.redis(), new Partitioner(config.amqp().partitions()));
         OperationPublisher publisher = new OperationPublisher(config.amqp(), new AmqpConnections(config.amqp()),
                 config.publishing(), registry);
         try {

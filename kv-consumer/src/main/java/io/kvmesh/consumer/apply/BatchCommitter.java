@@ -20,8 +20,9 @@ import java.util.Set;
 import java.util.function.BooleanSupplier;
 
 /**
- * Commits one group of deliveries: applies their operations in one transaction, then brings the cache up to date,
- * publishes the change events and (if asked) acknowledges them, in that order. While PostgreSQL is unavailable it
+ * Commits one group of deliveries: applies their operations in one transaction, then brings the cache up to date
+ * (returning only once no reader can be served an older state of those keys, {@link CacheSink#update}), publishes
+ * the change events and (if asked) acknowledges them, in that order. While PostgreSQL is unavailable it
  * holds the group and retries with back-off (no ack, no requeue, so an outage dead-letters nothing). Before each
  * attempt, deliveries whose channel closed are dropped unapplied: the broker redelivers them, to this consumer or to
  * the one that takes the partition over.
@@ -63,6 +64,7 @@ final class BatchCommitter {
             }
             List<Operation> ops = new ArrayList<>();
             units.forEach(u -> ops.addAll(u.ops()));
+            units.forEach(u -> cache.applying(u.channel()));
             long started = System.nanoTime();
             // millisecond precision: what PostgreSQL and the cache hold must read back the same
             Instant now = clock.instant().truncatedTo(ChronoUnit.MILLIS);

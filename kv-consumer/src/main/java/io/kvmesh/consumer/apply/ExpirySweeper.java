@@ -95,7 +95,7 @@ public final class ExpirySweeper implements Runnable {
             return 0;
         }
         metrics.expired(tombstones.size());
-        cacheUpdater.update(tombstones.stream().map(Change::entry).toList());
+        cacheUpdater.updateIfReachable(tombstones.stream().map(Change::entry).toList());
         Channel ch = channel.get();
         if (ch != null && ch.isOpen() && events.publish(ch, changes)) {
             metrics.eventsPublished(changes.size());

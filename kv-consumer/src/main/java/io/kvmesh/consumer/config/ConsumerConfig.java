@@ -18,7 +18,8 @@ import java.time.Duration;
  *                        deliveries of all its partitions into one transaction
  * @param batchSize       most operations applied in one transaction
  * @param retryBackoffMax longest pause between retries while PostgreSQL is down
- * @param cacheRetry      how often cache updates that failed (Redis down) are retried
+ * @param cachePermit     the lifetime of a cache permit (KvCache): an applier whose cache update failed acknowledges
+ *                        after at most this long; renewed every quarter of it
  * @param startupTimeout  how long to wait for PostgreSQL at start-up
  * @param expirySweep     how often entries past their TTL are turned into EXPIRE tombstones (the bound on how long
  *                        an expired entry's row lingers; reads hide it at once)
@@ -29,7 +30,7 @@ import java.time.Duration;
  * @param instance        the {@code instance} tag of every meter at {@code GET /metrics} ({@code KVMESH_INSTANCE},
  *                        e.g. kv-consumer-1; by default host:port of the HTTP endpoint)
  */
-public record ConsumerConfig(int prefetch, int applyThreads, int batchSize, Duration retryBackoffMax, Duration cacheRetry,
+public record ConsumerConfig(int prefetch, int applyThreads, int batchSize, Duration retryBackoffMax, Duration cachePermit,
                              Duration startupTimeout, Duration expirySweep, Duration oplogRetention, PostgresConfig postgres, RedisConfig redis, AmqpConfig amqp,
                              String httpBind, int httpPort, String instance) {
 
@@ -46,7 +47,7 @@ public record ConsumerConfig(int prefetch, int applyThreads, int batchSize, Dura
                 env.integer("KVMESH_APPLY_THREADS", 2, 1, 1024),
                 env.integer("KVMESH_BATCH_SIZE", 256, 1, 10_000),
                 env.millis("KVMESH_RETRY_BACKOFF_MAX_MS", 2_000),
-                env.millis("KVMESH_CACHE_RETRY_MS", 500),
+                env.millis("KVMESH_CACHE_PERMIT_MS", 2_000),
                 env.millis("KVMESH_STARTUP_TIMEOUT_MS", 60_000),
                 env.millis("KVMESH_EXPIRY_SWEEP_MS", 1_000),
                 Duration.ofHours(env.integer("KVMESH_OPLOG_RETENTION_HOURS", 168, 1, 24 * 3650)),

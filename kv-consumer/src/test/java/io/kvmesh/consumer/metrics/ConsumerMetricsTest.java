@@ -34,7 +34,7 @@ class ConsumerMetricsTest {
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
         ConsumerMetrics metrics = new ConsumerMetrics(registry, 1);
         int[] backlog = {3};
-        metrics.gauge("cache.backlog", "keys waiting", () -> backlog[0]);
+        metrics.gauge("cache.permits", "partitions held", () -> backlog[0]);
 
         // collect until an object nobody holds is gone: the gauge's supplier would have gone with it if held weakly
         java.lang.ref.WeakReference<Object> sentinel = new java.lang.ref.WeakReference<>(new Object());
@@ -43,7 +43,7 @@ class ConsumerMetricsTest {
         }
         assertThat(sentinel.get()).as("a garbage collection ran").isNull();
 
-        assertThat(registry.get("kvmesh.consumer.cache.backlog").gauge().value()).isEqualTo(3);
+        assertThat(registry.get("kvmesh.consumer.cache.permits").gauge().value()).isEqualTo(3);
     }
 
     @Test
@@ -65,7 +65,7 @@ class ConsumerMetricsTest {
     void scrape_showsEveryMeterAnOperatorNeeds() {
         PrometheusMeterRegistry registry = Metrics.newRegistry("kv-consumer", "kv-consumer-test");
         ConsumerMetrics metrics = new ConsumerMetrics(registry, 2);
-        metrics.gauge("cache.backlog", "keys waiting", () -> 3);
+        metrics.gauge("cache.permits", "partitions held", () -> 3);
         metrics.committed(4, 3, 1, 0, Duration.ofMillis(2)); // 3 new (1 of them rejected), 1 not counted
         metrics.lag(0, Duration.ofMillis(12));
         metrics.retried();
@@ -98,7 +98,7 @@ class ConsumerMetricsTest {
                 "kvmesh_consumer_events_failed_total{",
                 "kvmesh_consumer_deliveries_total{",
                 "redelivered=\"true\"} 1.0",
-                "kvmesh_consumer_cache_backlog{",
+                "kvmesh_consumer_cache_permits{",
                 "kvmesh_consumer_expired_total{",
                 "kvmesh_consumer_batches_abandoned_total{");
     }

@@ -2,6 +2,7 @@ package io.kvmesh.core.cache;
 
 import io.kvmesh.core.config.RedisConfig;
 import io.kvmesh.core.model.Entry;
+import io.kvmesh.core.queue.Partitioner;
 import io.kvmesh.core.retry.Backoff;
 import io.lettuce.core.ClientOptions;
 import io.lettuce.core.RedisClient;
@@ -26,74 +27,160 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The Redis read cache. Every entry carries its version, and {@link #put} never replaces a newer version with an
- * older one (a Lua script compares them atomically), so a slow reader's fill cannot undo an applied write.
+ * The Redis read cache, and the rule that keeps it from ever serving a state older than an acknowledged write.
  * <p>
- * Entries live in a namespace named after the Redis process that holds them (its {@code run_id}): a Redis that
- * restarts, whether empty, from a dump or from an append-only file, is a new process, so everything cached before
- * the restart is out of sight at once and reads fill again from PostgreSQL. This is what makes "never older than
- * what was applied" hold across a crash: a dump may hold any older state, and nothing in it can be told fresh.
- * The connection is ours, not Lettuce's auto-reconnect: a TCP connection cannot outlive the server process, so the
- * run id read on a connection is valid for every command sent on it, with no window in which a reconnected client
- * still uses the old namespace. Commands fail fast while Redis is unreachable (callers fall back to PostgreSQL).
+ * <b>Namespaces.</b> Entries live in a namespace named after the Redis process that holds them (its {@code run_id}):
+ * a Redis that restarts, whether empty, from a dump or from an append-only file, is a new process, so everything
+ * cached before the restart is out of sight at once. The connection is ours, not Lettuce's auto-reconnect: a TCP
+ * connection cannot outlive the server process, so the run id read on a connection is valid for every command sent
+ * on it. Commands fail fast while Redis is unreachable (callers fall back to PostgreSQL).
+ * <p>
+ * <b>Permits.</b> The applier acknowledges a write after writing its new state here; when that write fails (Redis
+ * down, slow or out of reach) the state cannot be written, and a reader whose PostgreSQL read began before the commit
+ * could still put the older state here. So the cache of each partition is trusted only under a <em>permit</em>:
+ * {@code {prefix}p:{run}:{partition}} holds {@code epoch:deadline:holder}, written by the consumer that applies the
+ * partition ({@link #grant}) and renewed well before its deadline (epoch milliseconds), which Redis compares with its
+ * own clock ({@code TIME}) inside every script. Entries carry the epoch they were written under, and
+ * <ul>
+ *   <li>a read is served from here only if the key's partition has a permit in force and the entry carries its epoch
+ *       ({@link #get});</li>
+ *   <li>a reader's fill from PostgreSQL lands only under the epoch the reader saw before it read PostgreSQL, and only
+ *       while that permit is in force ({@link #fill});</li>
+ *   <li>an applier whose update failed stops renewing the permit and acknowledges only once the permit has lapsed or
+ *       it has been granted a new epoch; a new epoch starts empty, so nothing written under an older one is read
+ *       again;</li>
+ *   <li>an update that reaches Redis after the applier gave up on it is dropped ({@link #write}), so it cannot land
+ *       after the applier counted it lost.</li>
+ * </ul>
+ * Deadlines are the applier's clock read by Redis's clock: on one host they agree; across hosts they must agree far
+ * better than the permit's lifetime (NTP does). Every write compares versions within an epoch, so a slow fill never
+ * replaces a newer version with an older one.
  */
 public final class KvCache implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(KvCache.class);
     private static final long CHECK_MILLIS = 100;
     private static final Backoff RECONNECT_BACKOFF = Backoff.of(CHECK_MILLIS, 1_000);
 
-    /**
-     * For each i: sets KEYS[i] to ARGV[3i-1] with PX ARGV[3i] unless the cached version is already >= ARGV[3i-2];
-     * returns 1 or 0 for each key. One call writes a whole applied batch.
-     */
-    static final String GUARDED_SET = """
-            local written = {}
-            for i = 1, #KEYS do
-              local base = (i - 1) * 3
-              local cur = redis.call('GET', KEYS[i])
-              local newer = false
-              if cur then
-                local bar = string.find(cur, '|', 1, true)
-                newer = bar and tonumber(string.sub(cur, 1, bar - 1)) >= tonumber(ARGV[base + 1])
-              end
-              if newer then
-                written[i] = 0
-              else
-                redis.call('SET', KEYS[i], ARGV[base + 2], 'PX', ARGV[base + 3])
-                written[i] = 1
-              end
+    /** Head of every script: {@code now} in epoch millis by Redis's clock; {@code permit(key)}: epoch, holder or nil. */
+    private static final String PRELUDE = """
+            local t = redis.call('TIME')
+            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            local function permit(key)
+              local p = redis.call('GET', key)
+              if not p then return nil end
+              local e, d, h = string.match(p, '^(%d+):(%d+):(.*)$')
+              if e and now < tonumber(d) then return e, h end
+              return nil
             end
-            return written
+            local function epoch_of(v)
+              if not v then return nil, nil end
+              local c = string.find(v, ':', 1, true)
+              local bar = c and string.find(v, '|', c + 1, true)
+              if not bar then return nil, nil end
+              return string.sub(v, 1, c - 1), tonumber(string.sub(v, c + 1, bar - 1))
+            end
             """;
 
-    /** One connection to one Redis process, and the key prefix of that process's entries. */
+    /** KEYS: permit, entry. Returns {} without a permit in force, {epoch} on a miss, {epoch, entry} on a hit. */
+    static final String READ = PRELUDE + """
+            local e = permit(KEYS[1])
+            if not e then return {} end
+            local v = redis.call('GET', KEYS[2])
+            if epoch_of(v) == e then return {e, string.sub(v, string.len(e) + 2)} end
+            return {e}
+            """;
+
+    /**
+     * KEYS: permit, entry; ARGV: epoch, version, encoded entry, PX. Sets the entry under the epoch unless that epoch's
+     * permit is no longer in force or a version at least as new is cached under it; 1 if written.
+     */
+    static final String FILL = PRELUDE + """
+            local e = permit(KEYS[1])
+            if e ~= ARGV[1] then return 0 end
+            local ve, vv = epoch_of(redis.call('GET', KEYS[2]))
+            if ve == e and vv >= tonumber(ARGV[2]) then return 0 end
+            redis.call('SET', KEYS[2], e .. ':' .. ARGV[3], 'PX', ARGV[4])
+            return 1
+            """;
+
+    /**
+     * KEYS: n permits, then the n entries (entry i belongs to permit i); ARGV: the give-up time (epoch millis), then
+     * per entry version, encoded entry, PX. Does nothing if it runs after the give-up time (returns -1); else sets
+     * each entry whose partition has a permit in force under its epoch, unless a version at least as new is cached
+     * under it, and returns 1. A partition without a permit in force is not read from, and its next epoch starts
+     * empty, so there is nothing to write for it.
+     */
+    static final String WRITE = PRELUDE + """
+            if now > tonumber(ARGV[1]) then return -1 end
+            local n = #KEYS / 2
+            for i = 1, n do
+              local e = permit(KEYS[i])
+              if e then
+                local base = 1 + (i - 1) * 3
+                local ve, vv = epoch_of(redis.call('GET', KEYS[n + i]))
+                if not (ve == e and vv >= tonumber(ARGV[base + 1])) then
+                  redis.call('SET', KEYS[n + i], e .. ':' .. ARGV[base + 2], 'PX', ARGV[base + 3])
+                end
+              end
+            end
+            return 1
+            """;
+
+    /**
+     * KEYS: permit, epoch counter; ARGV: holder, deadline (epoch millis), fresh (1: a new epoch even if this holder's
+     * permit is in force), PX. Renews this holder's permit in force under the same epoch or, when none is in force
+     * or a fresh one is asked for, starts a new epoch. Refuses (empty string) while another holder's permit is in
+     * force, or when the deadline has already passed. Returns the epoch.
+     */
+    static final String GRANT = PRELUDE + """
+            if now >= tonumber(ARGV[2]) then return '' end
+            local e, h = permit(KEYS[1])
+            if e and h ~= ARGV[1] then return '' end
+            if not e or ARGV[3] == '1' then e = tostring(redis.call('INCR', KEYS[2])) end
+            redis.call('SET', KEYS[1], e .. ':' .. ARGV[2] .. ':' .. ARGV[1], 'PX', ARGV[4])
+            return e
+            """;
+
+    /** What the cache holds for a key: {@code epoch} is null when no permit is in force and the cache may not be used. */
+    public record Lookup(Optional<Entry> entry, String epoch) {
+        /** Whether a permit was in force: a miss may then be filled under {@link #epoch}. */
+        public boolean trusted() {
+            return epoch != null;
+        }
+    }
+
+    /** One connection to one Redis process, and the key prefixes of that process's entries and permits. */
     private record Session(StatefulRedisConnection<String, String> connection, RedisAsyncCommands<String, String> redis,
-                           String entryPrefix, String runId) {
+                           String entryPrefix, String permitPrefix, String runId) {
         boolean usable() {
             return connection.isOpen();
         }
     }
 
     private final RedisConfig config;
+    private final Partitioner partitioner;
     private final ClientResources resources;
     private final RedisClient client;
-    private final String scriptSha;
+    private final Map<String, String> shas = new ConcurrentHashMap<>();
     private final ScheduledExecutorService keeper;
     private volatile Session session;
     private final Backoff.Delays reconnectBackoff = RECONNECT_BACKOFF.delays();
     private long nextAttemptNanos;
     private boolean reportedDown;
 
-    public KvCache(RedisConfig config) {
+    public KvCache(RedisConfig config, Partitioner partitioner) {
         this.config = config;
+        this.partitioner = partitioner;
         this.resources = DefaultClientResources.builder().build();
         this.client = RedisClient.create(resources, RedisURI.create(config.uri()));
         client.setOptions(ClientOptions.builder()
@@ -102,7 +189,9 @@ public final class KvCache implements AutoCloseable {
                 .socketOptions(SocketOptions.builder().connectTimeout(Duration.ofSeconds(2)).keepAlive(true).build())
                 .timeoutOptions(TimeoutOptions.enabled(config.timeout()))
                 .build());
-        this.scriptSha = sha1(GUARDED_SET);
+        for (String script : List.of(READ, FILL, WRITE, GRANT)) {
+            shas.put(script, sha1(script));
+        }
         this.keeper = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().name("kv-redis-connect").daemon(true).factory());
         try {
@@ -150,7 +239,8 @@ public final class KvCache implements AutoCloseable {
         try {
             String runId = runIdOf(c.sync().info("server"));
             String generation = runId.length() > 12 ? runId.substring(0, 12) : runId;
-            return new Session(c, c.async(), config.keyPrefix() + "v:" + generation + ":", runId);
+            return new Session(c, c.async(), config.keyPrefix() + "v:" + generation + ":",
+                    config.keyPrefix() + "p:" + generation + ":", runId);
         } catch (RuntimeException e) {
             c.closeAsync();
             throw e;
@@ -174,65 +264,127 @@ public final class KvCache implements AutoCloseable {
         return s;
     }
 
-    /** The cached state of a key: empty on a miss; a tombstone (no value) means "known not to exist". */
-    public CompletableFuture<Optional<Entry>> get(String key) {
-        return call(s -> s.redis().get(s.entryPrefix() + key).toCompletableFuture()
-                .orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS)
-                .thenApply(v -> v == null ? Optional.<Entry>empty() : Optional.of(CacheCodec.decode(key, v))));
+    private static String permitKey(Session s, int partition) {
+        return s.permitPrefix() + partition;
     }
 
     /**
-     * Caches {@code entry} unless a newer version is cached; completes with whether it was written.
-     * Live entries live at most the configured TTL and never past their own expiry; tombstones live the
-     * tombstone TTL.
+     * The cached state of a key, if its partition has a permit in force: empty on a miss; a tombstone (no value)
+     * means "known not to exist". Untrusted (no epoch, nothing to fill) without a permit.
      */
-    public CompletableFuture<Boolean> put(Entry entry, Instant now) {
-        return putAll(List.of(entry), now).thenApply(List::getFirst);
+    public CompletableFuture<Lookup> get(String key) {
+        return call(s -> this.<List<Object>>run(s, READ, ScriptOutputType.MULTI,
+                new String[] {permitKey(s, partitioner.partitionOf(key)), s.entryPrefix() + key})
+                .thenApply(r -> switch (r.size()) {
+                    case 0 -> new Lookup(Optional.empty(), null);
+                    case 1 -> new Lookup(Optional.empty(), (String) r.get(0));
+                    default -> new Lookup(Optional.of(CacheCodec.decode(key, (String) r.get(1))), (String) r.get(0));
+                }));
     }
 
-    /** {@link #put} of several entries (of different keys) in one call; completes with whether each was written. */
-    public CompletableFuture<List<Boolean>> putAll(List<Entry> entries, Instant now) {
-        Session s;
-        try {
-            s = current();
-        } catch (RuntimeException e) {
-            return CompletableFuture.failedFuture(e);
+    /**
+     * A reader's fill: caches {@code entry}, read from PostgreSQL after {@code lookup} missed, under the lookup's
+     * epoch; completes with whether it was written (not when the permit lapsed or changed epoch since, or a version
+     * at least as new is cached).
+     */
+    public CompletableFuture<Boolean> fill(Entry entry, Lookup lookup, Instant now) {
+        if (!lookup.trusted()) {
+            return CompletableFuture.completedFuture(false);
         }
-        String[] keys = new String[entries.size()];
-        String[] args = new String[entries.size() * 3];
-        for (int i = 0; i < entries.size(); i++) {
-            Entry entry = entries.get(i);
-            Entry toCache = entry;
-            long ttl;
-            if (entry.value() == null) {
-                ttl = config.tombstoneTtl().toMillis();
-            } else if (entry.expireTime() != null) {
-                ttl = Math.min(config.entryTtl().toMillis(), Duration.between(now, entry.expireTime()).toMillis());
-                if (ttl <= 0) {
-                    toCache = new Entry(entry.key(), null, entry.version(), null, null, null);
-                    ttl = config.tombstoneTtl().toMillis();
-                }
-            } else {
-                ttl = config.entryTtl().toMillis();
+        return call(s -> {
+            Cached c = cached(entry, now);
+            return this.<Long>run(s, FILL, ScriptOutputType.INTEGER,
+                    new String[] {permitKey(s, partitioner.partitionOf(entry.key())), s.entryPrefix() + entry.key()},
+                    lookup.epoch(), Long.toString(entry.version()), c.encoded(), Long.toString(c.ttlMillis()))
+                    .thenApply(n -> n == 1L);
+        });
+    }
+
+    /**
+     * An applier's update: caches the states (of different keys) under their partitions' permits, never replacing a
+     * newer version; completes with true once Redis ran it in time, false if it ran after {@code giveUpAt} (then it
+     * changed nothing), exceptionally if Redis did not answer.
+     */
+    public CompletableFuture<Boolean> write(List<Entry> entries, Instant now, Instant giveUpAt) {
+        return call(s -> {
+            int n = entries.size();
+            String[] keys = new String[2 * n];
+            String[] args = new String[1 + 3 * n];
+            args[0] = Long.toString(giveUpAt.toEpochMilli());
+            for (int i = 0; i < n; i++) {
+                Entry entry = entries.get(i);
+                Cached c = cached(entry, now);
+                keys[i] = permitKey(s, partitioner.partitionOf(entry.key()));
+                keys[n + i] = s.entryPrefix() + entry.key();
+                args[1 + 3 * i] = Long.toString(entry.version());
+                args[2 + 3 * i] = c.encoded();
+                args[3 + 3 * i] = Long.toString(c.ttlMillis());
             }
-            keys[i] = s.entryPrefix() + entry.key();
-            args[3 * i] = Long.toString(entry.version());
-            args[3 * i + 1] = CacheCodec.encode(toCache);
-            args[3 * i + 2] = Long.toString(Math.max(1, ttl));
+            return this.<Long>run(s, WRITE, ScriptOutputType.INTEGER, keys, args).thenApply(r -> r == 1L);
+        });
+    }
+
+    /**
+     * Grants {@code holder} the permit of a partition until {@code deadline}: renews its permit in force, or starts
+     * a new epoch when none is in force or {@code fresh} is asked for. Completes with the epoch, or empty when
+     * refused (another holder's permit is in force, or the deadline passed before Redis ran it).
+     */
+    public CompletableFuture<Optional<String>> grant(int partition, String holder, Instant deadline, boolean fresh) {
+        if (holder.isEmpty() || holder.indexOf(':') >= 0) {
+            throw new IllegalArgumentException("a permit holder is a non-empty name without ':'");
         }
-        RedisAsyncCommands<String, String> redis = s.redis();
-        CompletableFuture<List<Long>> written = redis.<List<Long>>evalsha(scriptSha, ScriptOutputType.MULTI, keys, args)
-                .toCompletableFuture()
-                .exceptionallyCompose(e -> unwrap(e) instanceof RedisNoScriptException
-                        ? redis.<List<Long>>eval(GUARDED_SET, ScriptOutputType.MULTI, keys, args).toCompletableFuture()
-                        : CompletableFuture.failedFuture(e));
-        return written.orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS)
-                .thenApply(ns -> ns.stream().map(n -> n == 1L).toList());
+        return call(s -> this.<String>run(s, GRANT, ScriptOutputType.VALUE,
+                new String[] {permitKey(s, partition), permitKey(s, partition) + ":epoch"},
+                holder, Long.toString(deadline.toEpochMilli()), fresh ? "1" : "0",
+                Long.toString(Math.max(1, Duration.between(Instant.now(), deadline).toMillis()) + 60_000))
+                .thenApply(e -> e == null || e.isEmpty() ? Optional.<String>empty() : Optional.of(e)));
+    }
+
+    /** Whether Redis answers (within the configured timeout). */
+    public CompletableFuture<String> ping() {
+        return call(s -> s.redis().ping().toCompletableFuture().orTimeout(config.timeout().toMillis(),
+                TimeUnit.MILLISECONDS));
     }
 
     /** Removes a key from the cache whatever its version (tests and operators; the write path never needs it). */
     public CompletableFuture<Long> evict(String key) {
         return call(s -> s.redis().del(s.entryPrefix() + key).toCompletableFuture());
+    }
+
+    /** The encoded entry and how long Redis keeps it. */
+    private record Cached(String encoded, long ttlMillis) {
+    }
+
+    /**
+     * Live entries live at most the configured TTL and never past their own expiry (an entry already past it is
+     * cached as a tombstone); tombstones live the tombstone TTL.
+     */
+    private Cached cached(Entry entry, Instant now) {
+        Entry toCache = entry;
+        long ttl;
+        if (entry.value() == null) {
+            ttl = config.tombstoneTtl().toMillis();
+        } else if (entry.expireTime() != null) {
+            ttl = Math.min(config.entryTtl().toMillis(), Duration.between(now, entry.expireTime()).toMillis());
+            if (ttl <= 0) {
+                toCache = new Entry(entry.key(), null, entry.version(), null, null, null);
+                ttl = config.tombstoneTtl().toMillis();
+            }
+        } else {
+            ttl = config.entryTtl().toMillis();
+        }
+        return new Cached(CacheCodec.encode(toCache), Math.max(1, ttl));
+    }
+
+    /** Runs a script by its digest, loading it on the first NOSCRIPT; bounded by the configured timeout. */
+    private <T> CompletableFuture<T> run(Session s, String script, ScriptOutputType type, String[] keys,
+                                         String... args) {
+        RedisAsyncCommands<String, String> redis = s.redis();
+        return redis.<T>evalsha(shas.get(script), type, keys, args).toCompletableFuture()
+                .exceptionallyCompose(e -> unwrap(e) instanceof RedisNoScriptException
+                        ? redis.<T>eval(script, type, keys, args).toCompletableFuture()
+                        : CompletableFuture.failedFuture(e))
+                .orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS);
     }
 
     private <T> CompletableFuture<T> call(java.util.function.Function<Session, CompletableFuture<T>> command) {

@@ -23,6 +23,10 @@ public record RedisConfig(String uri, String keyPrefix, Duration timeout, Durati
                 env.millis("KVMESH_CACHE_TOMBSTONE_TTL_MS", 60_000));
     }
 
+    public RedisConfig withUri(String otherUri) {
+        return new RedisConfig(otherUri, keyPrefix, timeout, entryTtl, tombstoneTtl);
+    }
+
     public RedisConfig withKeyPrefix(String prefix) {
         return new RedisConfig(uri, prefix, timeout, entryTtl, tombstoneTtl);
     }

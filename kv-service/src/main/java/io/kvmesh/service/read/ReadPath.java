@@ -24,7 +24,8 @@ import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Reads: Redis first; on a miss (or when Redis does not answer in time) PostgreSQL, then a version-guarded cache fill.
+ * Reads: Redis first; on a miss (or when Redis does not answer in time, or its partition has no cache permit in force)
+ * PostgreSQL, then a version-guarded cache fill under the permit the miss was read under ({@link KvCache}).
  * Database calls run on their own executor, never on the caller's thread.
  */
 public final class ReadPath {
@@ -60,21 +61,21 @@ public final class ReadPath {
 
     /** The live entry of {@code key}; fails with NOT_FOUND when there is none. */
     public CompletableFuture<ReadResult> get(String key) {
-        return cache.get(key).handle((hit, error) -> {
+        return cache.get(key).handle((lookup, error) -> {
             if (error != null) {
                 noteCacheFailure(error);
-                return Optional.<Entry>empty();
+                return new KvCache.Lookup(Optional.empty(), null);
             }
-            return hit;
-        }).thenCompose(hit -> {
-            if (hit.isPresent()) {
+            return lookup;
+        }).thenCompose(lookup -> {
+            if (lookup.entry().isPresent()) {
                 meters.cacheRead(ReadResult.REDIS);
-                return CompletableFuture.completedFuture(liveOrNotFound(hit.get(), ReadResult.REDIS));
+                return CompletableFuture.completedFuture(liveOrNotFound(lookup.entry().get(), ReadResult.REDIS));
             }
             return CompletableFuture.supplyAsync(() -> store.find(key), dbExecutor).thenApply(row -> {
                 Entry entry = row.orElseGet(() -> Entry.absent(key));
                 meters.cacheRead(ReadResult.POSTGRES);
-                fill(entry);
+                fill(entry, lookup);
                 return liveOrNotFound(entry, ReadResult.POSTGRES);
             });
         });
@@ -161,8 +162,12 @@ public final class ReadPath {
         return new ReadResult(entry, source);
     }
 
-    private void fill(Entry entry) {
-        cache.put(entry, clock.instant()).whenComplete((written, error) -> {
+    /** Caches what PostgreSQL said, under the permit the miss was read under (none: the cache is not used now). */
+    private void fill(Entry entry, KvCache.Lookup lookup) {
+        if (!lookup.trusted()) {
+            return;
+        }
+        cache.fill(entry, lookup, clock.instant()).whenComplete((written, error) -> {
             if (error != null) {
                 noteCacheFailure(error);
             }
