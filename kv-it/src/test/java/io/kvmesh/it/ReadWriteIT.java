@@ -85,6 +85,23 @@ class ReadWriteIT {
                 stack.client(0).get(GetRequest.newBuilder().setKey("filled").build()).getSource().equals("redis"));
     }
 
+    /**
+     * A consumer that starts (a restart, an upgrade, a takeover) holds no partition's cache permit until it learns that
+     * the broker made it active: the permit request each consumer sends into every partition queue when it subscribes
+     * tells it, so a read-only workload is served from the cache again without waiting for a write.
+     */
+    @Test
+    void aNewConsumer_takesTheCachePermitsWithoutAWrite_soReadsComeFromTheCacheAgain() {
+        stack.client(0).put(PutRequest.newBuilder().setKey("permit/k").setValue("v")
+                .setMode(io.kvmesh.api.v1.WriteMode.SYNC).build());
+        stack.stopConsumers();
+        stack.addConsumer(io.kvmesh.consumer.apply.AfterCommit.NONE);
+        await().atMost(Duration.ofSeconds(10))
+                .until(() -> stack.consumer(0).cachePermits() == stack.iso.amqp().partitions());
+        await().atMost(Duration.ofSeconds(5)).until(() ->
+                stack.client(0).get(GetRequest.newBuilder().setKey("permit/k").build()).getSource().equals("redis"));
+    }
+
     @Test
     void get_returnsNotFound_whenKeyMissing() {
         assertThat(codeOf(() -> stack.client(0).get(GetRequest.newBuilder().setKey("nope").build())))

@@ -65,6 +65,12 @@ final class BatchCommitter {
             List<Operation> ops = new ArrayList<>();
             units.forEach(u -> ops.addAll(u.ops()));
             units.forEach(u -> cache.applying(u.channel()));
+            if (ops.isEmpty()) { // cache permit requests only: nothing to apply
+                if (ack) {
+                    Acks.ackAll(units);
+                }
+                return true;
+            }
             long started = System.nanoTime();
             // millisecond precision: what PostgreSQL and the cache hold must read back the same
             Instant now = clock.instant().truncatedTo(ChronoUnit.MILLIS);

@@ -9,6 +9,7 @@ import io.kvmesh.consumer.apply.Delivery;
 import io.kvmesh.consumer.apply.EventPublisher;
 import io.kvmesh.consumer.metrics.ConsumerMetrics;
 import io.kvmesh.core.queue.AmqpConnections;
+import io.kvmesh.core.queue.OperationCodec;
 import io.kvmesh.core.queue.QueueTopology;
 import io.kvmesh.core.queue.Supervisor;
 import org.slf4j.Logger;
@@ -120,6 +121,7 @@ public final class BrokerSession implements AutoCloseable {
             synchronized (channels) {
                 if (channels[p] == null || !channels[p].isOpen()) {
                     channels[p] = subscribe(c, p);
+                    requestPermit(p);
                 }
             }
         }
@@ -141,6 +143,25 @@ public final class BrokerSession implements AutoCloseable {
             }
         });
         return ch;
+    }
+
+    /**
+     * Sends an empty cache permit request into the partition's queue ({@link OperationCodec#PERMIT_REQUEST_CONTENT_TYPE}):
+     * the consumer the broker makes active for it, this one or another, learns so without waiting for a write. Best
+     * effort: a lost request only leaves the partition's reads to PostgreSQL until its next write.
+     */
+    private void requestPermit(int partition) {
+        Channel ch = eventsChannel;
+        if (ch == null || !ch.isOpen()) {
+            return;
+        }
+        try {
+            ch.basicPublish(topology.opsExchange(), QueueTopology.routingKey(partition),
+                    new AMQP.BasicProperties.Builder().contentType(OperationCodec.PERMIT_REQUEST_CONTENT_TYPE).build(),
+                    new byte[0]);
+        } catch (IOException | RuntimeException e) {
+            log.debug("could not send a cache permit request to partition {}: {}", partition, e.toString());
+        }
     }
 
     /** Reads the ready-message count of every partition queue, at most every {@link #BACKLOG_POLL}. */

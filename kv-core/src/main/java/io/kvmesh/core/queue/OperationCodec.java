@@ -16,6 +16,12 @@ public final class OperationCodec {
     public static final String CONTENT_TYPE = "application/x-protobuf; proto=kvmesh.queue.v1.Operation";
     /** A message of several operations of one partition, in accept order. */
     public static final String BATCH_CONTENT_TYPE = "application/x-protobuf; proto=kvmesh.queue.v1.OperationBatch";
+    /**
+     * An empty message a consumer sends into each partition queue when it subscribes: whichever consumer the broker
+     * makes active for the queue receives it, learns that it applies the partition, and takes the partition's cache
+     * permit without waiting for a write (KvCache). It carries no operation.
+     */
+    public static final String PERMIT_REQUEST_CONTENT_TYPE = "application/x-kvmesh-cache-permit-request";
 
     private OperationCodec() {
     }
@@ -32,8 +38,14 @@ public final class OperationCodec {
         return check(Operation.parseFrom(body));
     }
 
-    /** The operations of a message, by its content type (a batch, or one operation from an older replica). */
+    /**
+     * The operations of a message, by its content type (a batch, or one operation from an older replica; none in a
+     * cache permit request).
+     */
     public static List<Operation> decodeMessage(String contentType, byte[] body) throws InvalidProtocolBufferException {
+        if (PERMIT_REQUEST_CONTENT_TYPE.equals(contentType)) {
+            return List.of();
+        }
         if (!BATCH_CONTENT_TYPE.equals(contentType)) {
             return List.of(decode(body));
         }
