@@ -25,6 +25,10 @@ P = "fx/t/"
 class FakeStack:
     """PostgreSQL, Redis and nothing else, from lists."""
 
+    # one partition, whose cache permit is in force under epoch 3 until long after TIME
+    env = {"KVMESH_PARTITIONS": "1"}
+    permits = {"kv:p:0123456789ab:0": "3:1800000060000:consumer"}
+
     def __init__(self, oplog, kv, cache):
         self.oplog, self.kv, self.cache = oplog, kv, cache
 
@@ -36,7 +40,9 @@ class FakeStack:
     def redis(self, *args, timeout=5):
         if args[0] == "INFO":
             return "# Server\r\nrun_id:0123456789abcdef\r\n"
-        return self.cache.get(args[1])
+        if args[0] == "TIME":
+            return ["1800000000", "0"]
+        return self.permits.get(args[1], self.cache.get(args[1]))
 
     def redis_scan(self, match):
         return list(self.cache)
@@ -75,7 +81,7 @@ class VerificationFindsProblems(unittest.TestCase):
              put("r2", "a", 1.2, 1.3, op="o2")],
             [Read(P + "a", "kv", "load", 1.15, 1.16, 200, 1, "r1|x")],
             [("o1", "a", "PUT", 1, "r1", 1.1), ("o2", "a", "PUT", 2, "r2", 1.4)],
-            {"a": ("r2|x", 2)}, {"kv:v:01234567:" + P + "a": "2|L|1|1||r2|x"})
+            {"a": ("r2|x", 2)}, {"kv:v:01234567:" + P + "a": "3:2|L|1|1||r2|x"})
         self.assertEqual((res["lost"], res["duplicated"], res["stale"]), (0, 0, 0))
         self.assertEqual(res["problems"], [])
 
@@ -120,13 +126,24 @@ class VerificationFindsProblems(unittest.TestCase):
     def test_redis_behind_postgres(self):
         res = verify([put("r1", "a", 1.0, 1.1, op="o1"), put("r2", "a", 1.2, 1.3, op="o2")], [],
                      [("o1", "a", "PUT", 1, "r1", 1.1), ("o2", "a", "PUT", 2, "r2", 1.4)], {"a": ("r2|x", 2)},
-                     {"kv:v:" + P + "a": "1|L|1|1||r1|x"})
+                     {"kv:v:" + P + "a": "3:1|L|1|1||r1|x"})
         self.assertTrue(any(p.startswith("redis") for p in res["problems"]), res["problems"])
+
+    def test_entries_under_a_lapsed_epoch_are_not_compared(self):
+        res = verify([put("r1", "a", 1.0, 1.1, op="o1"), put("r2", "a", 1.2, 1.3, op="o2")], [],
+                     [("o1", "a", "PUT", 1, "r1", 1.1), ("o2", "a", "PUT", 2, "r2", 1.4)], {"a": ("r2|x", 2)},
+                     {"kv:v:" + P + "a": "2:1|L|1|1||r1|x"})
+        self.assertEqual(res["problems"], [])
+
+    def test_an_entry_in_an_unknown_format_is_reported(self):
+        res = verify([put("r1", "a", 1.0, 1.1, op="o1")], [], [("o1", "a", "PUT", 1, "r1", 1.1)], {"a": ("r1|x", 1)},
+                     {"kv:v:" + P + "a": "1|L|1|1||r1|x"})
+        self.assertTrue(any("unknown format" in p for p in res["problems"]), res["problems"])
 
     def test_entries_of_an_earlier_redis_run_are_not_compared(self):
         res = verify([put("r1", "a", 1.0, 1.1, op="o1"), put("r2", "a", 1.2, 1.3, op="o2")], [],
                      [("o1", "a", "PUT", 1, "r1", 1.1), ("o2", "a", "PUT", 2, "r2", 1.4)], {"a": ("r2|x", 2)},
-                     {"kv:v:fedcba987654:" + P + "a": "1|L|1|1||r1|x"})
+                     {"kv:v:fedcba987654:" + P + "a": "3:1|L|1|1||r1|x"})
         self.assertEqual(res["problems"], [])
 
     def test_final_value_not_the_last_applied_write(self):

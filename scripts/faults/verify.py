@@ -22,7 +22,29 @@ from dataclasses import dataclass
 from context import Ctx, Phase
 from history import BIG_VALUE, Read, Write, digest
 
-CACHE_ENTRY = re.compile(r"(\d+)\|([LT])\|[^|]*\|[^|]*\|[^|]*\|")
+CACHE_ENTRY = re.compile(r"(\d+):(\d+)\|([LT])\|[^|]*\|[^|]*\|[^|]*\|")   # epoch:version|L or T|times|value
+PERMIT = re.compile(r"(\d+):(\d+):")   # a partition's cache permit: epoch:deadline (epoch ms):holder
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), as java.util.zip.CRC32C: kvmesh's partition of a key is crc32c(key) mod partitions."""
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _CRC32C[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
 API_CHECK_S = 120.0   # bound of the read-back of every key through the API
 STALE_GRACE_S = 1.0   # measurement slack on top of README's window: "Redis accepts connections" is seen by polling
 
@@ -66,11 +88,24 @@ class Verifier:
 
     def cache(self) -> tuple[dict[str, tuple[int, bool, str | None]], int]:
         """Cached entries of this run's keys that a read can hit -> (version, live, value digest); and how many did
-        not parse. An entry in the namespace of an earlier Redis process (kvmesh names it after Redis's run_id, so
-        that nothing from before a restart is read again) is skipped: no read can reach it."""
-        run_id = str(self.stack.redis("INFO", "server"))
-        m = re.search(r"run_id:([0-9a-f]+)", run_id)
+        not parse. A read can hit an entry only in the namespace of the running Redis process (kvmesh names it after
+        Redis's run_id, so that nothing from before a restart is read again) and under the epoch of its partition's
+        cache permit in force (README, "Redis down"); every other entry is skipped: no read can reach it."""
+        info = str(self.stack.redis("INFO", "server"))
+        m = re.search(r"run_id:([0-9a-f]+)", info)
         run_id = m.group(1) if m else ""
+        secs, micros = (int(x) for x in self.stack.redis("TIME"))
+        now_ms = secs * 1000 + micros // 1000
+        partitions = int(self.stack.env.get("KVMESH_PARTITIONS") or 1)
+        epochs: dict[tuple[str, int], str | None] = {}   # (namespace head, partition) -> epoch in force
+
+        def epoch_in_force(head: str, partition: int) -> str | None:
+            if (head, partition) not in epochs:
+                permit = self.stack.redis("GET", f"{head}p:{run_id[:12]}:{partition}")
+                pm = PERMIT.match(str(permit)) if permit is not None else None
+                epochs[(head, partition)] = pm.group(1) if pm and int(pm.group(2)) > now_ms else None
+            return epochs[(head, partition)]
+
         out, bad = {}, 0
         for ck in self.stack.redis_scan(f"*{self.prefix}*"):
             namespace = ck[:ck.index(self.prefix)]
@@ -84,8 +119,12 @@ class Verifier:
             if not m:
                 bad += 1
                 continue
-            live = m.group(2) == "L"
-            out[ck[ck.index(self.prefix):]] = (int(m.group(1)), live, digest(raw[m.end():]) if live else None)
+            key = ck[ck.index(self.prefix):]
+            head = namespace[:namespace.rfind("v:")]   # e.g. "kv:" of "kv:v:<run>:"
+            if m.group(1) != epoch_in_force(head, crc32c(key.encode()) % partitions):
+                continue
+            live = m.group(3) == "L"
+            out[key] = (int(m.group(2)), live, digest(raw[m.end():]) if live else None)
         return out, bad
 
     # ------------------------------------------------------------------ drain
