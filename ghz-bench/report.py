@@ -11,7 +11,8 @@ import sys
 
 OWN_PROCESSES = ("kv-service-1", "kv-service-2", "kv-consumer-1", "kv-consumer-2", "rabbitmq", "postgres", "redis")
 SERVER_ORDER = ["nginx", "envoy", "kv-service-1", "kv-service-2", "kv-consumer-1", "kv-consumer-2", "redis",
-                "rabbitmq", "postgres", "ceiling nginx", "ceiling envoy", "etcd", "load generator"]
+                "rabbitmq", "postgres", "ceiling nginx", "ceiling envoy", "edge ceiling nginx", "edge ceiling envoy",
+                "edge ceiling backend", "etcd", "load generator"]
 
 
 def n(v, digits=0):
@@ -141,6 +142,23 @@ def plots(doc, img_dir):
     fig.savefig(p, dpi=110)
     plt.close(fig)
     made.append(p)
+
+    # a replica restarted under load: throughput per window against time since the restart command
+    for e in (x for x in sc if x["group"] == "warm-up" and x.get("windows")):
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        ax.step([x["end_s"] for x in e["windows"]], [x["throughput"] for x in e["windows"]], where="post",
+                marker="o", label="gRPC Get direct, restarted replica")
+        ax.axhline(e["steady"] * 0.9, linestyle="--", color="grey", label="90 % of steady")
+        ax.axvline(15, linestyle=":", color="red", label="goal: 15 s")
+        ax.set_xlabel("seconds since ./start.sh restart kv-service-1")
+        ax.set_ylabel("requests/s (5 s windows)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        p = os.path.join(img_dir, "bench-restart.png")
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        made.append(p)
     return made
 
 
@@ -418,7 +436,7 @@ def report(doc, src, out, img_dir, levers=None):
     w("| scenario | group | throughput /s (min–max) | p50 ms | p99 ms | p99.9 ms | errors | busiest (cores) | machine busy | others | warm-up |")
     w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for e in sc:
-        if e["group"] in ("open loop", "baseline"):
+        if e["group"] in ("open loop", "baseline", "warm-up"):
             continue
         m = e.get("median")
         if not m:
@@ -436,6 +454,41 @@ def report(doc, src, out, img_dir, levers=None):
     for r in doc["ratios"]:
         w(f"| {r['name']} | {r['value']:.2f}× | {'' if r['goal'] is None else ('≥ ' + str(r['goal']) + '× ' + ('met' if r['met'] else '**not met**'))} |")
     w("")
+
+    for e in (x for x in sc if x["group"] == "warm-up"):
+        w("## A replica restarted under load")
+        w("")
+        if not e.get("windows"):
+            w(f"No result: {e.get('failure', '')[:200]}")
+            w("")
+            continue
+        t90 = e.get("seconds_to_90pct")
+        w(f"{e.get('note', '')}. Steady throughput {n(e['steady'])}/s; 90 % of it reached "
+          + (f"**{t90:g} s** after the restart command (goal ≤ 15 s)." if t90 is not None
+             else f"**not within {e['windows'][-1]['end_s']:g} s** of the restart command (goal ≤ 15 s)."))
+        w("")
+        # drawn by plots() below (with matplotlib)
+        w(f"![throughput of the restarted replica over time]"
+          f"({os.path.relpath(os.path.join(img_dir, 'bench-restart.png'), os.path.dirname(out))})")
+        w("")
+        w("| window (s after the command) | throughput /s | of steady |")
+        w("| --- | --- | --- |")
+        for x in e["windows"]:
+            w(f"| {x['start_s']:g}–{x['end_s']:g} | {n(x['throughput'])} | {x['throughput'] / e['steady'] * 100:.0f}% |")
+        w("")
+
+    mem = doc.get("memory_end")
+    if mem:
+        w("## Memory at the end of the run")
+        w("")
+        w("Resident memory of each process tree after every scenario above (`VmRSS`, summed over a tree: PostgreSQL's "
+          "backends each count the shared buffers they touched again; nginx is its master and workers):")
+        w("")
+        w("| process | resident MB | processes |")
+        w("| --- | --- | --- |")
+        for name, v in mem.items():
+            w(f"| {name} | {v['rss_mb']:,.0f} | {v['processes']} |")
+        w("")
 
     # ---- open loop
     w("## Open loop: latency at fixed offered loads")

@@ -104,7 +104,7 @@ free_ports() {  # below the ephemeral range, checked free (scripts/free-ports)
 RUN_DIR=""
 STACK_DIR=""   # the running stack's run folder: RUN_DIR, or RUN_DIR/<n> per lever configuration
 STARTED_STACK=0
-CEIL_NGINX_PID="" CEIL_ENVOY_PID="" ETCD_PID=""
+CEIL_NGINX_PID="" CEIL_ENVOY_PID="" ETCD_PID="" EC_NGINX_PID="" EC_ENVOY_PID="" EC_BACKEND_PID=""
 stop_pid() {  # stop_pid PID SIGNAL: a process this script started, by its id
   local p="$1" sig="${2:-TERM}" i
   [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
@@ -126,6 +126,9 @@ cleanup() {
   stop_pid "$ETCD_PID" TERM
   stop_pid "$CEIL_NGINX_PID" QUIT
   stop_pid "$CEIL_ENVOY_PID" TERM
+  stop_pid "$EC_NGINX_PID" QUIT
+  stop_pid "$EC_ENVOY_PID" TERM
+  stop_pid "$EC_BACKEND_PID" TERM
   stop_stack
   if [ -n "$RUN_DIR" ]; then
     if [ "${GHZ_BENCH_KEEP:-0}" = 1 ] || [ $rc != 0 ]; then step "run folder kept: $RUN_DIR"; else rm -rf "$RUN_DIR"; fi
@@ -142,7 +145,7 @@ chmod 755 "$RUN_DIR"
 # every port of the run in one pick, so no part can take a port meant for another
 pick_ports() {
   read -r HTTP_PORT ENVOY_PORT ADMIN_PORT R1 R2 CN_PORT CE_PORT CE_ADMIN ETCD_PORT ETCD_PEER \
-    PG_PORT REDIS_PORT AMQP_PORT DIST_PORT C1 C2 < <(free_ports 16)
+    PG_PORT REDIS_PORT AMQP_PORT DIST_PORT C1 C2 EC_HTTP EC_ENVOY EC_ADMIN EC_BACKEND < <(free_ports 20)
 }
 pick_ports
 
@@ -224,6 +227,37 @@ EOF
   CEIL_ENVOY_PID=$!
 }
 
+# ---------------------------------------------------------------- the edge's ceiling: kvmesh's own nginx and Envoy in
+# front of a KeyValue server that does no work (kv-service's ConstantKeyValueMain: Get answers a constant entry)
+
+start_edge_ceiling() {
+  local d="$RUN_DIR/edge-ceiling" jar descriptor java_opts
+  mkdir -p "$d/nginx/logs" "$d/nginx/tmp" "$d/logs"
+  # the very release the stack runs: its jar, its API descriptor, its JVM options
+  local line
+  line=$(grep -m1 'kv-service\.jar' "$STACK_DIR/conf/supervisord.conf")
+  jar=$(grep -o '[^ "]*/kv-service\.jar' <<<"$line" | head -1)
+  java_opts=$(grep -o '"-X[^"]*"' <<<"$line" | tr -d '"' | paste -sd' ')
+  descriptor=$(sed -n 's/.*proto_descriptor: "\([^"]*\)".*/\1/p' "$STACK_DIR/conf/envoy.yaml" | head -1)
+  [ -f "$jar" ] && [ -f "$descriptor" ] || die "edge ceiling: no kv-service.jar or API descriptor in the stack's configuration"
+  # shellcheck disable=SC2086
+  "$("$ROOT/scripts/find-java.sh")/bin/java" $java_opts -cp "$jar:$(dirname "$jar")/lib/*" \
+    io.kvmesh.service.ConstantKeyValueMain "$EC_BACKEND" </dev/null >"$d/logs/backend.log" 2>&1 &
+  EC_BACKEND_PID=$!
+  KVMESH_ENVOY_BIND=127.0.0.1 KVMESH_ENVOY_PORT="$EC_ENVOY" KVMESH_ENVOY_ADMIN_PORT="$EC_ADMIN" \
+    KVMESH_DESCRIPTOR="$descriptor" KVMESH_ENVOY_DNS=STATIC KVMESH_ENVOY_UPSTREAMS="127.0.0.1:$EC_BACKEND" \
+    KVMESH_ENVOY_ACCESS_LOG="$d/logs/envoy-access.log" KVMESH_ENVOY_HC_LOG="$d/logs/envoy-health.log" \
+    "$ROOT/scripts/render-config.sh" "$ROOT/envoy/envoy.yaml" "$d/envoy.yaml"
+  KVMESH_HTTP_BIND=127.0.0.1 KVMESH_HTTP_PORT="$EC_HTTP" KVMESH_ENVOY_UPSTREAM="127.0.0.1:$EC_ENVOY" \
+    KVMESH_NGINX_DIR="$d/nginx" KVMESH_HTML_DIR="$ROOT/nginx/html" KVMESH_NGINX_WORKERS=auto \
+    KVMESH_PROMETHEUS_UPSTREAM=127.0.0.1:9 "$ROOT/scripts/render-config.sh" "$ROOT/nginx/nginx.conf" "$d/nginx.conf"
+  "$VENV/bin/envoy" -c "$d/envoy.yaml" --concurrency 2 --disable-hot-restart --log-level warn \
+    </dev/null >"$d/logs/envoy.log" 2>&1 &
+  EC_ENVOY_PID=$!
+  nginx -p "$d/nginx" -c "$d/nginx.conf" -g 'daemon off;' </dev/null >"$d/logs/nginx.log" 2>&1 &
+  EC_NGINX_PID=$!
+}
+
 wait_http() {  # wait_http NAME URL
   local i
   for i in $(seq 100); do
@@ -288,6 +322,10 @@ CEIL_NGINX_PORT=$CN_PORT
 CEIL_NGINX_PID=$CEIL_NGINX_PID
 CEIL_ENVOY_PORT=$CE_PORT
 CEIL_ENVOY_PID=$CEIL_ENVOY_PID
+EDGE_CEIL_PORT=$EC_HTTP
+EDGE_CEIL_NGINX_PID=$EC_NGINX_PID
+EDGE_CEIL_ENVOY_PID=$EC_ENVOY_PID
+EDGE_CEIL_BACKEND_PID=$EC_BACKEND_PID
 ETCD_PORT=$ETCD_PORT
 ETCD_PID=$ETCD_PID
 EOF
@@ -365,6 +403,9 @@ start_ceiling_nginx
 start_ceiling_envoy
 wait_http "ceiling nginx" "http://127.0.0.1:$CN_PORT/"
 wait_http "ceiling envoy" "http://127.0.0.1:$CE_PORT/"
+step "starting the edge ceiling: kvmesh's nginx (:$EC_HTTP) and Envoy (:$EC_ENVOY) in front of a do-nothing KeyValue (:$EC_BACKEND)"
+start_edge_ceiling
+wait_http "edge ceiling" "http://127.0.0.1:$EC_HTTP/kv?key=probe"
 [ -z "$PERF_BG_PID" ] || { step "waiting for etcdctl check perf"; wait "$PERF_BG_PID" || true; }
 
 write_bench_env "$RUN_DIR/bench.env"
