@@ -6,28 +6,41 @@ import io.kvmesh.api.v1.KeyValueGrpc;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.time.Duration;
 import java.util.Optional;
 import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 
 /**
  * Keeps the replica's gRPC health true to what it can do: SERVING only while it can publish writes (a broker
- * connection) and receive change events (the subscription SYNC writes and Watch depend on). Envoy's health checks
- * then route away from a replica that cannot do its job, and back once it can. Reads alone do not make a replica
- * healthy: when every replica is unhealthy (a broker outage), Envoy's panic routing still sends them reads.
+ * connection whose confirms keep coming: a connection that is open but gets no confirm for a while, as in a network
+ * partition, makes every write wait for its confirm timeout) and receive change events (the subscription SYNC writes
+ * and Watch depend on). Envoy's health checks then route away from a replica that cannot do its job, and back once it
+ * can. Reads alone do not make a replica healthy: when every replica is unhealthy (a broker outage), Envoy's panic
+ * routing still sends them reads.
  */
 final class HealthMonitor implements Runnable {
     private static final Logger log = LoggerFactory.getLogger(HealthMonitor.class);
 
     private final HealthStatusManager health;
     private final BooleanSupplier canPublish;
+    private final Supplier<Duration> unconfirmedFor;
+    private final Duration stallLimit;
     private final BooleanSupplier receivesEvents;
     private volatile boolean stopped;
     private Boolean serving;
     private String problem = "not checked yet";
 
-    HealthMonitor(HealthStatusManager health, BooleanSupplier canPublish, BooleanSupplier receivesEvents) {
+    /**
+     * @param unconfirmedFor how long the oldest message the broker has not confirmed has waited
+     * @param stallLimit     from how long on that means the broker cannot be reached for writes
+     */
+    HealthMonitor(HealthStatusManager health, BooleanSupplier canPublish, Supplier<Duration> unconfirmedFor,
+                  Duration stallLimit, BooleanSupplier receivesEvents) {
         this.health = health;
         this.canPublish = canPublish;
+        this.unconfirmedFor = unconfirmedFor;
+        this.stallLimit = stallLimit;
         this.receivesEvents = receivesEvents;
     }
 
@@ -36,10 +49,14 @@ final class HealthMonitor implements Runnable {
         if (stopped) {
             return;
         }
-        boolean publish = canPublish.getAsBoolean();
+        boolean connected = canPublish.getAsBoolean();
+        Duration waiting = unconfirmedFor.get();
+        boolean confirms = waiting.compareTo(stallLimit) < 0;
+        boolean publish = connected && confirms;
         boolean events = receivesEvents.getAsBoolean();
         boolean now = publish && events;
-        problem = now ? null : "NOT_SERVING (broker connection for writes: " + (publish ? "up" : "down")
+        String writes = !connected ? "down" : confirms ? "up" : "up, but no confirm for " + waiting.toMillis() + " ms";
+        problem = now ? null : "NOT_SERVING (broker connection for writes: " + writes
                 + ", change events: " + (events ? "subscribed" : "not subscribed") + ")";
         if (serving == null || serving != now) {
             ServingStatus status = now ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
@@ -48,8 +65,7 @@ final class HealthMonitor implements Runnable {
             if (now) {
                 log.info("health: SERVING");
             } else {
-                log.warn("health: NOT_SERVING (broker connection for writes: {}, change events: {})",
-                        publish ? "up" : "down", events ? "subscribed" : "not subscribed");
+                log.warn("health: {}", problem);
             }
             serving = now;
         }

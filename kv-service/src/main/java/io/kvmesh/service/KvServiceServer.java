@@ -38,6 +38,7 @@ import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.time.Clock;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
@@ -54,6 +55,8 @@ import java.util.concurrent.TimeUnit;
 public final class KvServiceServer {
     private static final Logger log = LoggerFactory.getLogger(KvServiceServer.class);
     private static final long HEALTH_CHECK_MILLIS = 500;
+    /** No confirm for this long (or the confirm timeout, if shorter): the broker is out of reach for writes. */
+    private static final Duration CONFIRM_STALL = Duration.ofSeconds(2);
     /** The largest request Envoy passes on (envoy.yaml: the transcoder's max_request_body_size). */
     private static final int MAX_REQUEST_BYTES = 8 << 20;
 
@@ -88,7 +91,12 @@ public final class KvServiceServer {
         this.dbExecutor = dbExecutor;
         this.timer = timer;
         this.registry = registry;
-        this.monitor = new HealthMonitor(health, publisher::ensureConnected, events::isSubscribed);
+        this.monitor = new HealthMonitor(health, publisher::ensureConnected, publisher::unconfirmedFor,
+                confirmStall(config.amqp().confirmTimeout()), events::isSubscribed);
+    }
+
+    static Duration confirmStall(Duration confirmTimeout) {
+        return confirmTimeout.compareTo(CONFIRM_STALL) < 0 ? confirmTimeout : CONFIRM_STALL;
     }
 
     public static KvServiceServer create(ServiceConfig config, ServerBuilder<?> builder) throws IOException {

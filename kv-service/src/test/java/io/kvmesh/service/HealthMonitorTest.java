@@ -3,7 +3,9 @@ package io.kvmesh.service;
 import io.grpc.protobuf.services.HealthStatusManager;
 import org.junit.jupiter.api.Test;
 
+import java.time.Duration;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -13,7 +15,8 @@ class HealthMonitorTest {
     void problem_namesWhatIsMissing_untilTheReplicaCanServe() {
         AtomicBoolean broker = new AtomicBoolean(false);
         AtomicBoolean events = new AtomicBoolean(true);
-        HealthMonitor monitor = new HealthMonitor(new HealthStatusManager(), broker::get, events::get);
+        HealthMonitor monitor = new HealthMonitor(new HealthStatusManager(), broker::get, () -> Duration.ZERO,
+                Duration.ofSeconds(2), events::get);
         assertThat(monitor.problem()).hasValue("not checked yet");
 
         monitor.run();
@@ -26,5 +29,24 @@ class HealthMonitorTest {
 
         monitor.stop();
         assertThat(monitor.problem()).hasValue("shutting down");
+    }
+
+    /** A connection that stays open while nothing is confirmed (a network partition): writes would only wait. */
+    @Test
+    void confirmsStalled_notServing_untilTheyFlowAgain() {
+        AtomicReference<Duration> unconfirmed = new AtomicReference<>(Duration.ofMillis(1_900));
+        HealthMonitor monitor = new HealthMonitor(new HealthStatusManager(), () -> true, unconfirmed::get,
+                Duration.ofSeconds(2), () -> true);
+        monitor.run();
+        assertThat(monitor.serving()).isTrue();
+
+        unconfirmed.set(Duration.ofMillis(2_500));
+        monitor.run();
+        assertThat(monitor.serving()).isFalse();
+        assertThat(monitor.problem()).get().asString().contains("up, but no confirm for 2500 ms");
+
+        unconfirmed.set(Duration.ZERO);
+        monitor.run();
+        assertThat(monitor.serving()).isTrue();
     }
 }

@@ -17,6 +17,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Date;
@@ -133,6 +134,28 @@ public final class OperationPublisher implements AutoCloseable {
     }
 
     /**
+     * How long the oldest message the broker has not confirmed yet has waited (zero when none waits): with an open
+     * connection, a broker that stopped confirming (a network partition, a stuck node) shows here long before the
+     * connection's heartbeat gives up on it.
+     */
+    public Duration unconfirmedFor() {
+        long now = System.nanoTime();
+        long oldest = 0;
+        for (Lane lane : lanes) {
+            Map.Entry<Long, Sent> first = lane.outstanding.firstEntry();
+            if (first != null) {
+                long age = now - first.getValue().sentNanos();
+                if (age > config.confirmTimeout().toNanos()) {
+                    // its writes have failed by now; a lane no write comes to any more must not stay stuck
+                    lane.abortStalled();
+                }
+                oldest = Math.max(oldest, age);
+            }
+        }
+        return Duration.ofNanos(oldest);
+    }
+
+    /**
      * Whether the publisher has an open broker connection, connecting first if it has none (at most every 500 ms):
      * health checks call this, so a replica reconnects before its next write needs the broker.
      */
@@ -226,9 +249,11 @@ public final class OperationPublisher implements AutoCloseable {
         private boolean scheduled;
         /** System.nanoTime() of the lane's last message (guarded by the lane). */
         private long lastSentNanos = Long.MIN_VALUE / 2;
-        private Channel channel;
+        private volatile Channel channel;
+        /** The channel last handed to {@link #abortStalled} (read and written by the health check's thread). */
+        private Channel abortedChannel;
         private long generation;
-        private ConcurrentNavigableMap<Long, Sent> outstanding = new ConcurrentSkipListMap<>();
+        private volatile ConcurrentNavigableMap<Long, Sent> outstanding = new ConcurrentSkipListMap<>();
 
         Lane(int index) {
             this.index = index;
@@ -240,6 +265,31 @@ public final class OperationPublisher implements AutoCloseable {
                 waiting.add(w);
             }
             schedule();
+        }
+
+        /**
+         * On the publisher's thread, once per stalled channel: drops it (its shutdown fails what it carried; the abort
+         * may wait for the broker's answer, as the one in {@link #flushIfFree} does); the next write opens a new one.
+         */
+        void abortStalled() {
+            Channel stalled = channel;
+            if (stalled == null || !stalled.isOpen() || stalled == abortedChannel) {
+                return;
+            }
+            abortedChannel = stalled;
+            try {
+                flusher.execute(() -> {
+                    log.warn("lane {}: no confirm for {} ms; reopening its channel", index,
+                            config.confirmTimeout().toMillis());
+                    try {
+                        stalled.abort();
+                    } catch (IOException | RuntimeException e) {
+                        log.debug("abort", e);
+                    }
+                });
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                // closing
+            }
         }
 
         /** After confirms (on the client library's thread): the lane has room again, so what waited goes out. */
