@@ -53,7 +53,7 @@ import java.util.concurrent.TimeUnit;
  * own clock ({@code TIME}) inside every script. Entries carry the epoch they were written under, and
  * <ul>
  *   <li>a read is served from here only if the key's partition has a permit in force and the entry carries its epoch
- *       ({@link #get});</li>
+ *       ({@link #get}: one MGET, the deadline read by the reader's clock);</li>
  *   <li>a reader's fill from PostgreSQL lands only under the epoch the reader saw before it read PostgreSQL, and only
  *       while that permit is in force ({@link #fill});</li>
  *   <li>an applier whose update failed stops renewing the permit and acknowledges only once the permit has lapsed or
@@ -62,8 +62,8 @@ import java.util.concurrent.TimeUnit;
  *   <li>an update that reaches Redis after the applier gave up on it is dropped ({@link #write}), so it cannot land
  *       after the applier counted it lost.</li>
  * </ul>
- * Deadlines are the applier's clock read by Redis's clock: on one host they agree; across hosts they must agree far
- * better than the permit's lifetime (NTP does). Every write compares versions within an epoch, so a slow fill never
+ * Deadlines are the applier's clock read by Redis's clock (the scripts) and the readers' (reads): on one host they
+ * agree; across hosts they must agree far better than the permit's lifetime (NTP does). Every write compares versions within an epoch, so a slow fill never
  * replaces a newer version with an older one.
  */
 public final class KvCache implements AutoCloseable {
@@ -89,15 +89,6 @@ public final class KvCache implements AutoCloseable {
               if not bar then return nil, nil end
               return string.sub(v, 1, c - 1), tonumber(string.sub(v, c + 1, bar - 1))
             end
-            """;
-
-    /** KEYS: permit, entry. Returns {} without a permit in force, {epoch} on a miss, {epoch, entry} on a hit. */
-    static final String READ = PRELUDE + """
-            local e = permit(KEYS[1])
-            if not e then return {} end
-            local v = redis.call('GET', KEYS[2])
-            if epoch_of(v) == e then return {e, string.sub(v, string.len(e) + 2)} end
-            return {e}
             """;
 
     /**
@@ -189,7 +180,7 @@ public final class KvCache implements AutoCloseable {
                 .socketOptions(SocketOptions.builder().connectTimeout(Duration.ofSeconds(2)).keepAlive(true).build())
                 .timeoutOptions(TimeoutOptions.enabled(config.timeout()))
                 .build());
-        for (String script : List.of(READ, FILL, WRITE, GRANT)) {
+        for (String script : List.of(FILL, WRITE, GRANT)) {
             shas.put(script, sha1(script));
         }
         this.keeper = Executors.newSingleThreadScheduledExecutor(
@@ -270,16 +261,43 @@ public final class KvCache implements AutoCloseable {
 
     /**
      * The cached state of a key, if its partition has a permit in force: empty on a miss; a tombstone (no value)
-     * means "known not to exist". Untrusted (no epoch, nothing to fill) without a permit.
+     * means "known not to exist". Untrusted (no epoch, nothing to fill) without a permit. One MGET of the permit and
+     * the entry (no script: this is every read's cost); the permit's deadline is compared with this process's clock,
+     * which must agree with the appliers' as Redis's must (see the class comment).
      */
     public CompletableFuture<Lookup> get(String key) {
-        return call(s -> this.<List<Object>>run(s, READ, ScriptOutputType.MULTI,
-                new String[] {permitKey(s, partitioner.partitionOf(key)), s.entryPrefix() + key})
-                .thenApply(r -> switch (r.size()) {
-                    case 0 -> new Lookup(Optional.empty(), null);
-                    case 1 -> new Lookup(Optional.empty(), (String) r.get(0));
-                    default -> new Lookup(Optional.of(CacheCodec.decode(key, (String) r.get(1))), (String) r.get(0));
-                }));
+        return call(s -> s.redis().mget(permitKey(s, partitioner.partitionOf(key)), s.entryPrefix() + key)
+                .toCompletableFuture()
+                .orTimeout(config.timeout().toMillis(), TimeUnit.MILLISECONDS)
+                .thenApply(values -> lookup(key, values.get(0).getValueOrElse(null),
+                        values.get(1).getValueOrElse(null), System.currentTimeMillis())));
+    }
+
+    /** What a read may use, from the raw permit ({@code epoch:deadline:holder}) and entry ({@code epoch:encoded}). */
+    static Lookup lookup(String key, String permit, String entry, long nowMillis) {
+        if (permit == null) {
+            return new Lookup(Optional.empty(), null);
+        }
+        int a = permit.indexOf(':');
+        int b = a < 0 ? -1 : permit.indexOf(':', a + 1);
+        if (b < 0) {
+            return new Lookup(Optional.empty(), null);
+        }
+        String epoch = permit.substring(0, a);
+        long deadline;
+        try {
+            deadline = Long.parseLong(permit, a + 1, b, 10);
+        } catch (NumberFormatException e) {
+            return new Lookup(Optional.empty(), null);
+        }
+        if (nowMillis >= deadline) {
+            return new Lookup(Optional.empty(), null);
+        }
+        if (entry != null && entry.length() > epoch.length() && entry.charAt(epoch.length()) == ':'
+                && entry.startsWith(epoch)) {
+            return new Lookup(Optional.of(CacheCodec.decode(key, entry.substring(epoch.length() + 1))), epoch);
+        }
+        return new Lookup(Optional.empty(), epoch);
     }
 
     /**
