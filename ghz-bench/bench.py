@@ -1020,10 +1020,10 @@ LEVERS = [
     dict(name="C1 only", what="all four JVMs compile with C1 only (-XX:TieredStopAtLevel=1): less JIT work, slower "
          "code", env={"KVMESH_JAVA_OPTS": "-Xmx512m -XX:TieredStopAtLevel=1"}, extra=True),
     # issue 18: four JVMs' resident memory (345-361 MB each with -Xmx512m, G1) against the goal of 160 MB
-    dict(name="small heap, SerialGC", what="all four JVMs with a 96 MB heap and the serial collector (-Xmx96m "
+    dict(name="small heap SerialGC", what="all four JVMs with a 96 MB heap and the serial collector (-Xmx96m "
          "-XX:+UseSerialGC): no G1 regions, remembered sets or concurrent threads", env={"KVMESH_JAVA_OPTS":
          "-Xmx96m -XX:+UseSerialGC"}, extra=True),
-    dict(name="small heap, SerialGC, lean", what="the same, plus a 48 MB code cache, 512 KB thread stacks and one "
+    dict(name="small heap SerialGC lean", what="the same, plus a 48 MB code cache, 512 KB thread stacks and one "
          "processor's worth of GC and JIT threads (-XX:ReservedCodeCacheSize=48m -Xss512k "
          "-XX:CICompilerCount=2 -XX:+UseSerialGC -Xmx96m)", env={"KVMESH_JAVA_OPTS": "-Xmx96m -XX:+UseSerialGC "
          "-XX:ReservedCodeCacheSize=48m -Xss512k -XX:CICompilerCount=2"}, extra=True),
