@@ -167,7 +167,7 @@ class CachePermitIT {
         private final String target;
         private final String redisHost;
         private final int redisPort;
-        private volatile boolean cut;
+        private boolean cut;
         private final List<Socket> sockets = new CopyOnWriteArrayList<>();
 
         Blackhole(String redisUri) throws IOException {
@@ -183,12 +183,20 @@ class CachePermitIT {
             return target.replace("@" + redisHost + ":" + redisPort, "@" + redisHost + ":" + server.getLocalPort());
         }
 
-        void cut() {
+        synchronized void cut() {
             cut = true;
         }
 
-        void heal() {
+        synchronized void heal() {
             cut = false;
+            notifyAll();
+        }
+
+        /** Holds the bytes read while the path is cut, as a partition does (nothing lost, nothing closed). */
+        private synchronized void awaitHealed() throws InterruptedException {
+            while (cut) {
+                wait();
+            }
         }
 
         private void accept() {
@@ -211,9 +219,7 @@ class CachePermitIT {
             try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
                 int n;
                 while ((n = in.read(buf)) >= 0) {
-                    while (cut) {
-                        Thread.sleep(5);
-                    }
+                    awaitHealed();
                     out.write(buf, 0, n);
                     out.flush();
                 }
