@@ -46,6 +46,8 @@
 #   KVMESH_PG_STANDBY        1: a PostgreSQL standby (synchronous streaming replication), part postgres-standby  (0)
 #   KVMESH_PG_STANDBY_PORT   pin the standby's port (a free port otherwise)
 #   KVMESH_JAVA_OPTS         JVM options for the Java processes                        (-Xmx512m)
+#   KVMESH_AOT               on: kv-service and kv-consumer use the JDK's ahead-of-time cache (JDK 25+; recorded by
+#                            the first process of a release while it runs, written beside its jar when it stops)  (on)
 #   KVMESH_ENVOY_VENV        virtualenv holding the envoy binary                       (./.run/venv)
 #   KVMESH_START_TIMEOUT     seconds to wait for the stack (or a restarted part) to become healthy (120)
 set -euo pipefail

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def test_programs_priorities_and_stop_rules(tmp_path: Path) -> None:
     assert progs == ["postgres", "redis", "rabbitmq", "kv-service-1", "kv-service-2", "kv-consumer-1", "kv-consumer-2",
                      "envoy", "nginx"]
     want = {"postgres": ("10", "INT", "30"), "redis": ("10", "TERM", "30"), "rabbitmq": ("10", "TERM", "45"),
-            "kv-service-1": ("20", "TERM", "20"), "kv-consumer-2": ("20", "TERM", "20"), "envoy": ("30", "TERM", "15"),
+            "kv-service-1": ("20", "TERM", "30"), "kv-consumer-2": ("20", "TERM", "30"), "envoy": ("30", "TERM", "15"),
             "nginx": ("30", "QUIT", "15")}
     for name, (prio, sig, wait) in want.items():
         p = sec[f"program:{name}"]
@@ -71,6 +72,54 @@ def test_programs_priorities_and_stop_rules(tmp_path: Path) -> None:
     assert "environment" not in sec["program:envoy"] and "environment" not in sec["program:postgres"]
     assert sec["supervisorctl"]["serverurl"] == f"unix://{run.path}/supervisor.sock"
     assert sec["unix_http_server"] == {"file": f"{run.path}/supervisor.sock", "chmod": "0700"}
+
+
+def test_java_parts_use_the_aot_cache_on_jdk_25(tmp_path: Path) -> None:
+    jdk = tmp_path / "jdk25"
+    jdk.mkdir()
+    (jdk / "release").write_text('IMPLEMENTOR="Eclipse Adoptium"\nJAVA_VERSION="25.0.3"\n', encoding="utf-8")
+    assert render.jdk_major(str(jdk)) == 25 and render.jdk_major(str(tmp_path / "none")) == 0
+    ports = dict(KVMESH_CONSUMER_HTTP_PORTS="7001,7002", KVMESH_REPLICA_ADMIN_PORTS="8001,8002")
+    s = make_settings(ROOT, str(tmp_path / "run"), **ports)
+    run = RunDir(s.run_dir)
+    bins = render.Binaries(str(jdk), "/venv/bin/envoy", "/rel/kv-service/kv-service.jar", "/rel/c/kv-consumer.jar")
+    progs = {p.name: p for p in render.supervisor_programs(s, run, bins, ["rabbitmq"], {}, {})}
+    assert progs["kv-service-2"].command[:7] == ["/bin/sh", "-c", render.AOT_WRAPPER, f"{run.pids}/kv-service-2.pid",
+                                                 "/rel/kv-service/kv-service.aot", f"{jdk}/bin/java",
+                                                 "-XX:+ExitOnOutOfMemoryError"]
+    assert progs["kv-consumer-1"].command[4] == "/rel/c/kv-consumer.aot"
+    off = make_settings(ROOT, str(tmp_path / "run"), KVMESH_AOT="off", **ports)
+    progs = {p.name: p for p in render.supervisor_programs(off, run, bins, ["rabbitmq"], {}, {})}
+    assert progs["kv-service-1"].command[2] == render.PID_WRAPPER
+
+
+def test_aot_wrapper_records_once_assembles_in_background_then_uses_the_cache(tmp_path: Path) -> None:
+    java = tmp_path / "java"   # a fake java: prints its arguments; in create mode writes the cache it is asked for
+    java.write_text('#!/bin/sh\necho "$@"\nfor a in "$@"; do case "$a" in -XX:AOTCache=*) '
+                    '[ "$1" = -XX:AOTMode=create ] '
+                    '&& echo cache >"${a#-XX:AOTCache=}";; esac; done\nexit 0\n', encoding="utf-8")
+    java.chmod(0o755)
+    cache = tmp_path / "rel" / "kv-service.aot"
+    cache.parent.mkdir()
+
+    def run(pid: str) -> str:
+        out = subprocess.run(["/bin/sh", "-c", render.AOT_WRAPPER, str(tmp_path / pid), str(cache), str(java), "-Xmx1m",
+                              "-jar", "x.jar"], capture_output=True, text=True, check=True).stdout.strip()
+        assert (tmp_path / pid).read_text().strip().isdigit()
+        return out
+
+    # the first records its training configuration; the others meanwhile run without
+    assert run("a.pid") == f"-XX:AOTMode=record -XX:AOTConfiguration={cache}.config -Xmx1m -jar x.jar"
+    assert run("b.pid") == "-Xmx1m -jar x.jar"
+    Path(f"{cache}.config").write_text("profiles", encoding="utf-8")   # written when the trainer stopped
+    assert run("c.pid") == "-Xmx1m -jar x.jar"   # assembles in the background, runs without
+    for _ in range(100):
+        if cache.exists() and not Path(f"{cache}.assembling").exists():
+            break
+        time.sleep(0.05)
+    assert cache.read_text() == "cache\n" and not list(cache.parent.glob("*.tmp"))
+    assert "-XX:AOTMode=create" in Path(f"{cache}.assembly.log").read_text()
+    assert run("d.pid") == f"-XX:AOTCache={cache} -Xmx1m -jar x.jar"
 
 
 def test_environment_quoting(tmp_path: Path) -> None:

@@ -109,6 +109,7 @@ class Settings:
     replicas: int = 2
     consumers: int = 2
     java_opts: str = "-Xmx512m"
+    aot: str = "on"
     venv: str = ""
     timeout: str = "120"
     replica_ports: list[str] = field(default_factory=list)
@@ -178,6 +179,9 @@ def from_environ(root: str, environ: MutableMapping[str, str], run_dir_default: 
     replicas = e("KVMESH_REPLICAS") or "2"
     consumers = e("KVMESH_CONSUMERS") or "2"
     s.java_opts = e("KVMESH_JAVA_OPTS") or "-Xmx512m"
+    s.aot = e("KVMESH_AOT") or "on"
+    if s.aot not in ("on", "off"):
+        LOG.die(f"KVMESH_AOT must be on or off (got '{s.aot}')")
     s.venv = e("KVMESH_ENVOY_VENV") or f"{root}/.run/venv"
     s.timeout = e("KVMESH_START_TIMEOUT") or "120"
     if not re.fullmatch(r"[1-9][0-9]*", replicas):
