@@ -46,6 +46,8 @@ MODES = {
 }
 MODES["levers"] = dict(MODES["full"])          # ghz-bench/run.sh levers: the main four scenarios per lever, as in full
 MODES["levers-quick"] = dict(MODES["quick"])   # its smoke test
+MODES["scale"] = dict(MODES["full"])           # ghz-bench/run.sh scale: a large store (run_scale)
+MODES["scale-quick"] = dict(MODES["quick"])     # its smoke test (GHZ_SCALE_KEYS, GHZ_SCALE_OPLOG_S small)
 OPEN_LOOP_FRACTIONS = [0.25, 0.5, 0.75, 0.9]
 
 
@@ -1055,7 +1057,7 @@ def merge_levers(parts, out):
                                  "machine", "versions")}
     doc["scenario_names"] = LEVER_SCENARIOS
     doc["configs"] = [{k: d.get(k) for k in ("lever", "what", "env", "runtime", "runtime_set_by", "started",
-                                             "loadavg_at_start", "seconds", "scenarios", "missing")} for d in docs]
+                                             "loadavg_at_start", "seconds", "scenarios", "missing", "memory_end")} for d in docs]
     doc["seconds"] = round(sum(d["seconds"] for d in docs), 1)
     doc["missing"] = [f"{d['lever']}: {m}" for d in docs for m in d["missing"]]
     with open(out, "w") as f:
@@ -1266,6 +1268,172 @@ def run_lever(env, name, out):
     return doc
 
 
+# ---------------------------------------------------------------- scale (issue 18): a million keys
+
+SCALE_CACHE_READS = re.compile(r'^kvmesh_cache_reads_total\{[^}]*source="(redis|postgres)"[^}]*\}\s+([0-9.eE+-]+)', re.M)
+
+
+class Scale:
+    """ghz-bench/run.sh scale: REST GET, PUT and List page 50 on 1,000 keys, then `kvctl load` of GHZ_SCALE_KEYS keys
+    (256-byte values) through Envoy, the same scenarios again on the large store, then REST PUT at its maximum for
+    GHZ_SCALE_OPLOG_S seconds with kv_oplog's row count sampled (the stack runs with a short retention,
+    KVMESH_OPLOG_RETENTION_SECONDS, set by run.sh). Table and index sizes, Redis memory and the cache hit rate are
+    taken after each phase."""
+
+    def __init__(self, env):
+        self.b = Bench(env, set())
+        self.e = env
+        self.keys = int(os.environ.get("GHZ_SCALE_KEYS") or 1_000_000)
+        self.oplog_s = int(os.environ.get("GHZ_SCALE_OPLOG_S") or 600)
+        self.retention_s = int(env.get("OPLOG_RETENTION_S") or 0)
+
+    def psql(self, sql):
+        cred = self.b.credentials()
+        out = sh(["psql", "-h", "127.0.0.1", "-p", self.e["PG_PORT"], "-U", "postgres", "-d", "kvmesh", "-XAtqc", sql],
+                 timeout=120, env={"PGPASSWORD": cred["KVMESH_PG_SUPERUSER_PASSWORD"]})
+        return out.strip()
+
+    def redis(self, *args):
+        cred = self.b.credentials()
+        return sh(["redis-cli", "--no-auth-warning", "-h", "127.0.0.1", "-p", self.e["REDIS_PORT"], *args], timeout=60,
+                  env={"REDISCLI_AUTH": cred.get("KVMESH_REDIS_PASSWORD", "")})
+
+    def oplog_rows(self):
+        return int(self.psql("SELECT count(*) FROM kv_oplog") or 0)
+
+    def sizes(self):
+        """Rows and on-disk sizes of kvmesh's tables (table, its indexes), Redis's memory and keys."""
+        rows = self.psql("SELECT c.relname, c.reltuples::bigint, pg_table_size(c.oid), pg_indexes_size(c.oid) "
+                         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                         "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname LIKE 'kv%' ORDER BY 1")
+        tables = {}
+        for line in rows.splitlines():
+            name, est, table, idx = line.split("|")
+            tables[name] = dict(rows_estimate=int(est), table_mb=round(int(table) / 2**20, 1),
+                                indexes_mb=round(int(idx) / 2**20, 1))
+        for name in tables:
+            tables[name]["rows"] = int(self.psql(f"SELECT count(*) FROM {name}"))
+        info = self.redis("INFO", "memory")
+        used = re.search(r"^used_memory:(\d+)", info, re.M)
+        return dict(postgres=tables, redis_used_mb=round(int(used.group(1)) / 2**20, 1) if used else None,
+                    redis_keys=int(self.redis("DBSIZE").strip() or 0))
+
+    def cache_reads(self):
+        """Gets answered from Redis and from PostgreSQL so far, summed over the replicas."""
+        texts = self.b.metrics_texts("KVMESH_REPLICA_ADMIN_PORTS") or []
+        out = {"redis": 0.0, "postgres": 0.0}
+        for text in texts:
+            for src, v in SCALE_CACHE_READS.findall(text):
+                out[src] += float(v)
+        return out
+
+    def phase(self, label, nkeys, gets):
+        """The scenarios on a store of nkeys keys; gets: (suffix, key count the GETs draw from)."""
+        b = self.b
+        for suffix, draw in gets:
+            before = self.cache_reads()
+            name = f"REST GET · {label}{suffix}"
+            b.point(name, "kvmesh", lambda d, n=draw: run_wrk(b.http, "kv_get.lua", d, {**b.wrk_env(), "WRK_KEYS": str(n)}),
+                    keys=nkeys, draw_keys=draw)
+            after = self.cache_reads()
+            hits, misses = after["redis"] - before["redis"], after["postgres"] - before["postgres"]
+            if name in b.results:
+                b.results[name]["cache_hit_rate"] = round(hits / (hits + misses), 4) if hits + misses else None
+        b.point(f"REST PUT · {label}", "kvmesh", lambda d: run_wrk(b.http, "kv_put.lua", d, b.wrk_env()), keys=nkeys)
+        b.drain(f"REST PUT · {label}")
+        b.point(f"REST List page 50 · {label}", "kvmesh",
+                lambda d: run_wrk(b.http, "kv_list.lua", d, {**b.wrk_env(), "WRK_KEYS": str(nkeys)}), keys=nkeys)
+
+    def load(self):
+        """kvctl load of self.keys JSON lines bget-0 .. (the first 1,000 are the preloaded keys, written again), 256-byte
+        values, through Envoy; the rate kvctl reports (every put acknowledged durable: broker-confirmed), then the
+        seconds until the consumers applied all of it, with kv_oplog's rows sampled every 10 s."""
+        path = os.path.join(self.b.run_dir, "scale-load.jsonl")
+        with open(path, "w") as f:
+            for i in range(self.keys):
+                f.write(f'{{"key":"bget-{i}","value":"{VALUE}"}}\n')
+        kvctl = os.path.join(self.e["ROOT"], "kvctl")
+        cmd = [kvctl, "--endpoint", f"127.0.0.1:{self.e['ENVOY_PORT']}", "--json", "load", "--no-progress", path]
+        if os.environ.get("KVMESH_BENCH_TOKEN"):
+            cmd[1:1] = ["--token", os.environ["KVMESH_BENCH_TOKEN"]]
+        log(f"scale: kvctl load of {self.keys:,} keys")
+        samples = []
+        t0 = time.time()
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while p.poll() is None and time.time() - t0 < 3600:
+            time.sleep(10)
+            samples.append(dict(s=round(time.time() - t0, 1), oplog_rows=self.oplog_rows()))
+        out, err = p.communicate(timeout=60)
+        acked_s = time.time() - t0
+        summary = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        log(f"  kvctl load: {summary} (rc {p.returncode}); {err.strip()[-300:]}")
+        self.b.drain("scale load", limit=1800)
+        applied_s = time.time() - t0
+        return dict(command=shlex.join(["./kvctl", *cmd[1:-1], "scale-load.jsonl"]), keys=self.keys, value_bytes=256,
+                    rc=p.returncode, summary=summary, acked_seconds=round(acked_s, 1),
+                    rate_acked=round(summary.get("written", 0) / summary["elapsedSeconds"], 1)
+                    if summary.get("elapsedSeconds") else None,
+                    applied_seconds=round(applied_s, 1), rate_applied=round(self.keys / applied_s, 1),
+                    oplog_samples=samples)
+
+    def sustained_put(self):
+        """REST PUT (wrk, 64 connections) at its maximum for self.oplog_s seconds, kv_oplog's rows every 15 s: with
+        retention R they must level off near the write rate × R, not grow with time."""
+        b = self.b
+        log(f"scale: REST PUT for {self.oplog_s}s, kv_oplog sampled (retention {self.retention_s}s)")
+        with open(os.path.join(BENCH, "wrk", "common.lua")) as f:
+            common = f.read()
+        with open(os.path.join(BENCH, "wrk", "kv_put.lua")) as f:
+            body = f.read()
+        script = os.path.join(b.run_dir, "scale-put.lua")
+        with open(script, "w") as f:
+            f.write(common + "\n" + body)
+        t0 = time.time()
+        p = subprocess.Popen(["wrk", "-t2", f"-c{CONC}", f"-d{self.oplog_s}s", "--timeout", "10s", "-s", script, b.http],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, **b.wrk_env()})
+        samples = []
+        while p.poll() is None and time.time() - t0 < self.oplog_s + 120:
+            samples.append(dict(s=round(time.time() - t0, 1), oplog_rows=self.oplog_rows()))
+            time.sleep(15)
+        out, _ = p.communicate(timeout=120)
+        m = re.search(r"^WRKJSON (.*)$", out, re.M)
+        res = json.loads(m.group(1)) if m else {}
+        rate = res.get("requests", 0) / (res.get("duration_us", 1) / 1e6) if res else None
+        b.drain("scale sustained PUT", limit=600)
+        samples.append(dict(s=round(time.time() - t0, 1), oplog_rows=self.oplog_rows()))
+        bound = round(rate * (self.retention_s + 10)) if rate and self.retention_s else None
+        tail = [x["oplog_rows"] for x in samples if x["s"] >= self.retention_s + 60]
+        return dict(seconds=self.oplog_s, retention_s=self.retention_s, put_rate=round(rate, 1) if rate else None,
+                    errors=sum(v for k, v in res.items() if k.startswith("errors_")) if res else None,
+                    samples=samples, bound_rows=bound, max_rows_after_retention=max(tail) if tail else None,
+                    bounded=(max(tail) <= bound) if tail and bound else None)
+
+    def run(self, out):
+        b = self.b
+        t0 = time.time()
+        doc = dict(mode=b.mode, started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), settings=b.m,
+                   concurrency=CONC, value_bytes=256, keys=self.keys, **machine_and_versions(self.e))
+        b.preload()
+        self.phase(f"{NKEYS:,} keys", NKEYS, [("", NKEYS)])
+        doc["small"] = self.sizes()
+        doc["load"] = self.load()
+        doc["large"] = self.sizes()
+        label = f"{self.keys:,} keys"
+        self.phase(label, self.keys, [(" (hot: the first 1,000)", NKEYS), (" (uniform over all)", self.keys)])
+        doc["large_after"] = self.sizes()
+        doc["sustained_put"] = self.sustained_put()
+        doc["memory_end"] = b.memory()
+        doc["scenarios"] = list(b.results.values())
+        doc["seconds"] = round(time.time() - t0, 1)
+        doc["missing"] = [e["name"] for e in doc["scenarios"] if not e.get("median") or not e["median"].get("throughput")]
+        with open(out, "w") as f:
+            json.dump(doc, f, indent=1)
+        print()
+        print_table(b.results)
+        return doc
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--env", help="bench.env written by run.sh")
@@ -1276,6 +1444,7 @@ def main():
     ap.add_argument("--lever-env", metavar="LEVER", help="print LEVER's environment as NUL-terminated NAME=VALUE")
     ap.add_argument("--lever", metavar="LEVER", help="run the levers suite on a stack started with LEVER's environment")
     ap.add_argument("--merge-levers", nargs="+", metavar="PART", help="merge the parts of a levers run into --out")
+    ap.add_argument("--scale", action="store_true", help="the scale run (ghz-bench/run.sh scale)")
     a = ap.parse_args()
     if a.list_levers:
         wanted = [x.strip() for x in os.environ.get("GHZ_BENCH_LEVERS", "").split(",") if x.strip()]
@@ -1301,6 +1470,12 @@ def main():
     if not a.env:
         ap.error("--env is required")
     env = read_env(a.env)
+    if a.scale:
+        doc = Scale(env).run(a.out)
+        if doc["missing"] or doc["load"].get("rc"):
+            print(f"[bench] scale: scenarios with no number: {', '.join(doc['missing'])}; load rc {doc['load'].get('rc')}")
+            sys.exit(1)
+        return
     if a.lever:
         doc = run_lever(env, a.lever, a.out)
         if doc["missing"]:

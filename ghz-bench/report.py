@@ -245,6 +245,19 @@ def levers_section(w, lev, out, title="Levers: CPU per request and throughput, o
                   + f" | {n(us.get('load generator'))} | {ms(m.get('others_cores'))} | {warm_cell(e)} |"
                   + (f" {batch_cell(m)} |" if writes else ""))
         w("")
+    mems = [(c["lever"], c.get("memory_end")) for c in cfgs if c.get("memory_end")]
+    if mems:
+        parts = [p for p in ("kv-service-1", "kv-service-2", "kv-consumer-1", "kv-consumer-2", "rabbitmq", "postgres",
+                             "envoy", "nginx", "redis") if any(p in m for _, m in mems)]
+        w("### Memory at the end of each configuration")
+        w("")
+        w("Resident MB of each process tree (`VmRSS`) after that configuration's scenarios:")
+        w("")
+        w("| lever | " + " | ".join(parts) + " |")
+        w("| --- | " + " | ".join("---" for _ in parts) + " |")
+        for lever, m in mems:
+            w(f"| {lever} | " + " | ".join(n(m[p]["rss_mb"]) if p in m else "" for p in parts) + " |")
+        w("")
 
 
 def batch_cell(m):
@@ -549,6 +562,8 @@ def report(doc, src, out, img_dir, levers=None):
         levers_section(w, sel, out, title=f"Levers, selection `{name}`: "
                        + ", ".join(c["lever"] for c in sel[0]["configs"]))
 
+    scale_section(w, load_scale(os.path.dirname(src)), out)
+
     # ---- versions and commands
     w("## Versions")
     w("")
@@ -627,6 +642,91 @@ NOTES = [
     "vegeta's requests (JSON targets, base64-decoded bodies, kept-alive connections, 10 s timeout) were all answered "
     "200 at p50 ≈ 1 ms.",
 ]
+
+
+def load_scale(results_dir):
+    p = os.path.join(results_dir, "latest-scale.json")
+    if not os.path.exists(p):
+        return None
+    with open(p) as f:
+        return json.load(f), p
+
+
+def scale_section(w, sc, out):
+    """A large store (`ghz-bench/run.sh scale`): the load rate, the scenarios on 1,000 keys and on the large store,
+    sizes, and kv_oplog's rows under sustained writes."""
+    w("## A large store: a million keys")
+    w("")
+    if not sc:
+        w("Not run yet: `ghz-bench/run.sh scale` (about 35 minutes) fills this section.")
+        w("")
+        return
+    doc, src = sc
+    keys = doc["keys"]
+    ld = doc["load"]
+    w(f"From `{os.path.relpath(src, os.path.dirname(os.path.dirname(out)))}` (`ghz-bench/run.sh {doc['mode']}`, started "
+      f"{doc['started']}, {doc['seconds']:.0f} s; kvmesh commit {doc['versions'].get('kvmesh commit', '?')}; "
+      f"{doc['machine']['nproc']} cores). The stack ran with an operation-log retention of "
+      f"{doc['sustained_put']['retention_s']} s (`KVMESH_OPLOG_RETENTION_SECONDS`) so that retention is exercised "
+      "within the run." + ("" if doc["mode"] == "scale" else f" **{doc['mode']} mode: a smoke test, not figures.**"))
+    w("")
+    s = ld.get("summary") or {}
+    w(f"**Load.** `{ld['command']}`: {n(s.get('written'))} of {n(keys)} keys ({ld['value_bytes']}-byte values) "
+      f"acknowledged durable (broker-confirmed) in {s.get('elapsedSeconds', '?')} s: **{n(ld.get('rate_acked'))} "
+      f"keys/s** (goal ≥ 10,000); all applied to PostgreSQL {ld['applied_seconds']} s after the start "
+      f"({n(ld['rate_applied'])} keys/s); {n(s.get('failed'))} failed.")
+    w("")
+    w("| scenario | keys stored | throughput /s (min–max) | p50 ms | p99 ms | cache hit rate | vs 1,000 keys |")
+    w("| --- | --- | --- | --- | --- | --- | --- |")
+    by = {e["name"]: e for e in doc["scenarios"]}
+    small = f"{1000:,} keys"
+    for e in doc["scenarios"]:
+        m = e.get("median")
+        if not m:
+            w(f"| {e['name']} | {n(e.get('keys'))} | **no result** | | | | |")
+            continue
+        kind = e["name"].split(" · ")[0]
+        ref = by.get(f"{kind} · {small}")
+        vs = ""
+        if ref and ref is not e and ref.get("median"):
+            vs = f"{(m['throughput'] / ref['median']['throughput'] - 1) * 100:+.0f}% throughput, p99 " \
+                 f"{(m['p99_ms'] / ref['median']['p99_ms'] - 1) * 100:+.0f}%"
+        hr = e.get("cache_hit_rate")
+        w(f"| {e['name']} | {n(e.get('keys'))} | {n(m['throughput'])}{rng(e, 'throughput')} | {ms(m.get('p50_ms'))} | "
+          f"{ms(m.get('p99_ms'))} | {'' if hr is None else f'{hr * 100:.1f} %'} | {vs} |")
+    w("")
+    w("Sizes after each phase (PostgreSQL: exact rows; table and index MB on disk; Redis: used memory and keys):")
+    w("")
+    tabs = sorted({t for ph in ("small", "large", "large_after") for t in (doc.get(ph) or {}).get("postgres", {})})
+    w("| after | " + " | ".join(f"{t} rows / table MB / index MB" for t in tabs) + " | Redis MB | Redis keys |")
+    w("| --- | " + " | ".join("---" for _ in tabs) + " | --- | --- |")
+    for ph, label in (("small", "1,000 keys"), ("large", "the load"), ("large_after", "the scenarios on the large store")):
+        d = doc.get(ph)
+        if not d:
+            continue
+        cells = []
+        for t in tabs:
+            x = d["postgres"].get(t)
+            cells.append(f"{n(x['rows'])} / {x['table_mb']:,.1f} / {x['indexes_mb']:,.1f}" if x else "")
+        w(f"| {label} | " + " | ".join(cells) + f" | {d.get('redis_used_mb')} | {n(d.get('redis_keys'))} |")
+    w("")
+    sp = doc["sustained_put"]
+    samples = sp.get("samples") or []
+    w(f"**Operation log under sustained writes.** REST PUT at its maximum for {sp['seconds']} s "
+      f"({n(sp.get('put_rate'))} writes/s, {n(sp.get('errors'))} errors), retention {sp['retention_s']} s: kv_oplog "
+      f"peaked at {n(sp.get('max_rows_after_retention'))} rows once the retention had passed, against a bound of "
+      f"{n(sp.get('bound_rows'))} (write rate × (retention + 10 s for the sweeps)): "
+      f"{'**bounded**' if sp.get('bounded') else '**not bounded**'}. Rows over time (s: rows): "
+      + ", ".join(f"{x['s']:.0f}: {n(x['oplog_rows'])}" for x in samples[:: max(1, len(samples) // 20)]) + ".")
+    w("")
+    ls = ld.get("oplog_samples") or []
+    if ls:
+        w("kv_oplog during the load (s: rows): " + ", ".join(f"{x['s']:.0f}: {n(x['oplog_rows'])}" for x in ls) + ".")
+        w("")
+    mem = doc.get("memory_end")
+    if mem:
+        w("Resident MB at the end: " + ", ".join(f"{k} {n(v['rss_mb'])}" for k, v in mem.items()) + ".")
+        w("")
 
 
 def headline(doc, readme):

@@ -15,6 +15,13 @@
 #                              GHZ_BENCH_ONLY="REST PUT,gRPC Put direct") saves a named selection as
 #                              results/latest-levers-writes.json, a section of its own in the report.
 #   ghz-bench/run.sh levers-quick   its smoke test (1 short run per point; the result is not written as latest)
+#   ghz-bench/run.sh scale     a large store (issue 18; not in ./test.sh): REST GET, PUT and List page 50 on 1,000 keys,
+#                              `kvctl load` of GHZ_SCALE_KEYS (1,000,000) keys of 256 bytes, the same scenarios on them
+#                              (GETs of the first 1,000 and GETs uniform over all), then REST PUT at its maximum for
+#                              GHZ_SCALE_OPLOG_S (600) seconds with kv_oplog's rows sampled, the stack running with an
+#                              operation-log retention of GHZ_SCALE_RETENTION_S (120) seconds; table, index and Redis
+#                              sizes and the cache hit rate after each phase; about 35 minutes
+#   ghz-bench/run.sh scale-quick   its smoke test: 20,000 keys, 30 s of sustained PUT, retention 10 s
 #   ghz-bench/run.sh report    regenerate docs/benchmarks.md and docs/img/*.png from results/latest-*.json
 #
 # It installs missing tools by package name (ghz and vegeta with `go install`, wrk / etcd / pgbench /
@@ -31,10 +38,15 @@ BENCH="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd -P)"
 ROOT="$(cd "$BENCH/.." && pwd -P)"
 export PATH="$HOME/go/bin:/usr/local/go/bin:${PATH}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MODE="${1:-quick}"
-case "$MODE" in quick|full|levers|levers-quick|report) ;;
-  *) echo "usage: ghz-bench/run.sh quick|full|levers|levers-quick|report" >&2; exit 2 ;; esac
+case "$MODE" in quick|full|levers|levers-quick|scale|scale-quick|report) ;;
+  *) echo "usage: ghz-bench/run.sh quick|full|levers|levers-quick|scale|scale-quick|report" >&2; exit 2 ;; esac
 LEVERS=0
 case "$MODE" in levers*) LEVERS=1 ;; esac
+SCALE=0
+case "$MODE" in scale*) SCALE=1 ;; esac
+if [ "$MODE" = scale-quick ]; then
+  export GHZ_SCALE_KEYS="${GHZ_SCALE_KEYS:-20000}" GHZ_SCALE_OPLOG_S="${GHZ_SCALE_OPLOG_S:-30}" GHZ_SCALE_RETENTION_S="${GHZ_SCALE_RETENTION_S:-10}"
+fi
 
 T0=$(date +%s)
 step() { echo "[ghz-bench +$(( $(date +%s) - T0 ))s] $*"; }
@@ -316,8 +328,9 @@ CREDENTIALS_FILE=$STACK_DIR/secrets/credentials.env
 LAGPROBE=$LAGPROBE
 PERFTEST_LIB=$BENCH/perftest/target/lib
 JAVA_HOME=$("$ROOT/scripts/find-java.sh")
+OPLOG_RETENTION_S=${GHZ_SCALE_RETENTION_S:-}
 EOF
-  if [ "$LEVERS" = 0 ]; then
+  if [ "$LEVERS" = 0 ] && [ "$SCALE" = 0 ]; then
     cat >>"$1" <<EOF
 CEIL_NGINX_PORT=$CN_PORT
 CEIL_NGINX_PID=$CEIL_NGINX_PID
@@ -333,7 +346,7 @@ EOF
   fi
 }
 
-BUDGET=$(case "$MODE" in quick) echo 300 ;; full) echo 2100 ;; *) echo 0 ;; esac)   # levers: per configuration, below
+BUDGET=$(case "$MODE" in quick) echo 300 ;; full) echo 2100 ;; scale) echo 2700 ;; scale-quick) echo 600 ;; *) echo 0 ;; esac)   # levers: per configuration, below
 budget_check() {
   local spent=$(( $(date +%s) - T0 ))
   [ "$spent" -le "$BUDGET" ] || echo "[ghz-bench] WARNING: $MODE mode took ${spent}s, over its ${BUDGET}s budget (first-time installs and jar builds count too)" >&2
@@ -377,6 +390,27 @@ if [ "$LEVERS" = 1 ]; then
     report || echo "[ghz-bench] the report generator failed" >&2
   else
     step "results (smoke test or a selection of levers, not latest): $OUT"
+  fi
+  budget_check
+  exit "$FAILED"
+fi
+
+# ---------------------------------------------------------------- scale: one stack, a large store
+
+if [ "$SCALE" = 1 ]; then
+  export GHZ_SCALE_RETENTION_S="${GHZ_SCALE_RETENTION_S:-120}"
+  STACK_DIR="$RUN_DIR"
+  start_stack KVMESH_OPLOG_RETENTION_SECONDS="$GHZ_SCALE_RETENTION_S"
+  write_bench_env "$RUN_DIR/bench.env"
+  step "running the scale scenarios"
+  FAILED=0
+  python3 "$BENCH/bench.py" --env "$RUN_DIR/bench.env" --out "$OUT" --scale || FAILED=1
+  if [ "$MODE" = scale ] && [ -f "$OUT" ]; then
+    cp -f "$OUT" "$BENCH/results/latest-scale.json"
+    step "results: $OUT (and results/latest-scale.json)"
+    report || echo "[ghz-bench] the report generator failed" >&2
+  else
+    step "results (smoke test, not latest): $OUT"
   fi
   budget_check
   exit "$FAILED"

@@ -150,6 +150,14 @@ for path, body in (("/api", "PutApiBody"), ("/kv", "PutKvBody")):
     for prm in spec["paths"][path]["put"]["parameters"]:
         if prm["in"] == "body":
             prm["schema"] = {"$ref": "#/definitions/" + body}
+# POST /kv/batch: 1 to 1,000 puts, each documented in the flat form (the {"data":{...}} form is taken too)
+defs["PutManyBody"] = {"type": "object", "description": "The body of POST /kv/batch: 1 to 1,000 puts, each a PUT /api body.",
+                       "properties": {"puts": {"type": "array", "minItems": 1, "maxItems": 1000,
+                                               "items": {"$ref": "#/definitions/PutApiBody"}}},
+                       "required": ["puts"], "additionalProperties": False}
+for prm in spec["paths"]["/kv/batch"]["post"]["parameters"]:
+    if prm["in"] == "body":
+        prm["schema"] = {"$ref": "#/definitions/PutManyBody"}
 # Auth (when the stack has it on: KVMESH_AUTH): a bearer token in Authorization. Swagger 2.0 has no bearer scheme,
 # so it is the usual apiKey-in-header; Swagger UI's Authorize takes "Bearer <token>".
 spec["securityDefinitions"] = {"bearer": {

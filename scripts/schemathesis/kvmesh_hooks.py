@@ -4,6 +4,7 @@ valid or invalid, which a schema cannot say.
 - requestId (PUT bodies, DELETE's query): a request id names one write; the same id sent again with a different
   write is refused (400, REQUEST_ID_REUSED). Generated ids repeat ("0", "a", ...), so every non-empty string id is
   replaced by a fresh UUID. Any string is a valid id, so a case stays positive or negative as generated.
+  Each put of a POST /kv/batch body likewise (two puts of one call under one id are refused).
 - pageToken: only a token the service issued is valid (400 otherwise). A generated non-empty token is dropped
   (the parameter is optional; an empty one is the first page).
 """
@@ -13,6 +14,9 @@ import schemathesis
 
 
 def _fresh_ids(container):
+    if isinstance(container, dict) and isinstance(container.get("puts"), list):   # POST /kv/batch: each put's id
+        for put in container["puts"]:
+            _fresh_ids(put)
     if isinstance(container, dict):
         rid = container.get("requestId")
         if isinstance(rid, str) and rid:
@@ -31,6 +35,15 @@ def map_body(context, body):
 @schemathesis.hook
 def map_query(context, query):
     return _fresh_ids(query)
+
+
+@schemathesis.hook
+def before_call(context, case, **kwargs):
+    """The same just before every call, whatever the phase: the coverage phase's cases (e.g. requestId "admin" on
+    PUT /api, then on a put of POST /kv/batch) do not all pass through map_body."""
+    for part in (case.body, case.query):
+        if isinstance(part, dict):
+            _fresh_ids(part)
 
 
 # ---------------------------------------------------------------- negative bodies that proto3 JSON accepts
@@ -85,6 +98,8 @@ def _as_proto3_reads(value, schema):
             else:
                 out[k] = v
         return out
+    if isinstance(value, list) and schema.get("type") == "array":
+        return [_as_proto3_reads(v, schema.get("items", {})) for v in value]
     if isinstance(value, int) and not isinstance(value, bool) and schema.get("format") == "int64":
         return str(value)
     if isinstance(value, int) and not isinstance(value, bool) and "enum" in schema and 0 <= value < len(schema["enum"]):

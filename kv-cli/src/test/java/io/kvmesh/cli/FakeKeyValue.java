@@ -17,12 +17,15 @@ import io.kvmesh.api.v1.ListRequest;
 import io.kvmesh.api.v1.ListResponse;
 import io.kvmesh.api.v1.OperationState;
 import io.kvmesh.api.v1.OperationStatus;
+import io.kvmesh.api.v1.PutManyRequest;
+import io.kvmesh.api.v1.PutManyResponse;
 import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.api.v1.PutResponse;
 import io.kvmesh.api.v1.WatchRequest;
 import io.kvmesh.api.v1.WatchResponse;
 import io.kvmesh.api.v1.WriteMode;
 
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.NavigableMap;
@@ -43,6 +46,7 @@ final class FakeKeyValue extends KeyValueGrpc.KeyValueImplBase {
     final List<ListRequest> lists = new CopyOnWriteArrayList<>();
     final List<StreamObserver<WatchResponse>> watchers = new CopyOnWriteArrayList<>();
     final AtomicInteger watchCalls = new AtomicInteger();
+    final AtomicInteger putManyCalls = new AtomicInteger();
     private final Map<String, Long> versions = new ConcurrentHashMap<>();
 
     private static Timestamp now() {
@@ -115,6 +119,45 @@ final class FakeKeyValue extends KeyValueGrpc.KeyValueImplBase {
         boolean sync = req.getMode() == WriteMode.SYNC;
         observer.onNext(PutResponse.newBuilder().setStatus(sync ? "applied" : "queued").setOperationId(op)
                 .setVersion(sync ? version : 0).build());
+        observer.onCompleted();
+    }
+
+    /** As the service: every put checked first (a malformed one refuses the call naming its index), then each put. */
+    @Override
+    public synchronized void putMany(PutManyRequest req, StreamObserver<PutManyResponse> observer) {
+        putManyCalls.incrementAndGet();
+        for (int i = 0; i < req.getPutsCount(); i++) {
+            PutRequest p = req.getPuts(i);
+            if (p.getKey().isEmpty() || p.getKey().startsWith("invalid")) {
+                observer.onError(Status.INVALID_ARGUMENT.withDescription("puts[" + i + "]: key is not allowed")
+                        .asRuntimeException());
+                return;
+            }
+            if (p.getKey().startsWith("fail-")) {
+                failed(p.getKey(), observer);
+                return;
+            }
+        }
+        PutManyResponse.Builder b = PutManyResponse.newBuilder();
+        for (PutRequest p : req.getPutsList()) {
+            List<PutResponse> one = new ArrayList<>();
+            put(p, new StreamObserver<>() {
+                @Override
+                public void onNext(PutResponse value) {
+                    one.add(value);
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                }
+
+                @Override
+                public void onCompleted() {
+                }
+            });
+            b.addAllResults(one);
+        }
+        observer.onNext(b.build());
         observer.onCompleted();
     }
 

@@ -332,6 +332,34 @@ class KvctlTest {
                 .containsPattern("(?m)^failed\\s+0$").containsPattern("(?m)^elapsed\\s+\\d+\\.\\d\\ds$")
                 .containsPattern("(?m)^rate\\s+\\d+ puts/s$");
         assertThat(r.err()).contains("[##############################] 100% 500/500");
+        assertThat(fake.putManyCalls.get()).as("500 lines in PutMany calls of 250").isEqualTo(2);
+    }
+
+    @Test
+    void load_aMalformedPutInABatch_failsOnlyItsLine_andTheOthersAreSentAgain() {
+        String input = """
+                {"key":"a","value":"1"}
+                {"key":"invalid-key","value":"x"}
+                {"key":"b","value":"2"}
+                """;
+        Run r = kvctlWithInput(input, "--json", "load", "--no-progress", "-");
+
+        assertThat(r.out().trim()).startsWith("{\"lines\":3,\"written\":2,\"failed\":1,");
+        assertThat(r.code()).isEqualTo(ExitCodes.USAGE);
+        assertThat(r.err()).contains("line 2 (key invalid-key): INVALID_ARGUMENT: key is not allowed");
+        assertThat(fake.entries).containsOnlyKeys("a", "b");
+        assertThat(fake.putManyCalls.get()).isEqualTo(2);
+    }
+
+    @Test
+    void load_batchOfOne_sendsPuts_andRefusesABatchOutOfRange() {
+        Run r = kvctlWithInput("{\"key\":\"a\",\"value\":\"1\"}\n{\"key\":\"b\",\"value\":\"2\"}\n",
+                "load", "--batch", "1", "--no-progress", "-");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(fake.putManyCalls.get()).isZero();
+        assertThat(fake.puts).extracting(PutRequest::getKey).containsExactlyInAnyOrder("a", "b");
+        assertThat(fake.puts).allSatisfy(p -> assertThat(p.getRequestId()).startsWith("kvctl-load-"));
+        assertThat(kvctl("load", "--batch", "1001", "-").code()).isEqualTo(ExitCodes.USAGE);
     }
 
     @Test

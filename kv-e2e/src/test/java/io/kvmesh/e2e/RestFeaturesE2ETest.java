@@ -48,6 +48,26 @@ class RestFeaturesE2ETest {
     }
 
     @Test
+    void putMany_postKvBatch_queuesEveryPut_andAMalformedOneIs400NamingItsIndex() {
+        String a = uniqueKey("batch"), b = uniqueKey("batch");
+        Stack.Reply r = Stack.send("POST", "/kv/batch", "{\"puts\":[{\"key\":" + js(a) + ",\"value\":\"1\"},"
+                + "{\"key\":" + js(b) + ",\"value\":\"2\",\"mode\":\"SYNC\"}]}");
+        assertThat(r.status()).as("%s", r).isEqualTo(200);
+        assertThat(r.json().getAsJsonArray("results")).hasSize(2);
+        assertThat(r.json().getAsJsonArray("results").get(1).getAsJsonObject().get("status").getAsString())
+                .isEqualTo("applied");
+        assertThat(get("/kv?key=" + q(b)).json().getAsJsonObject("data").get("value").getAsString()).isEqualTo("2");
+        await().atMost(Duration.ofSeconds(15)).until(() -> get("/kv?key=" + q(a)).status() == 200);
+
+        String c = uniqueKey("batch");
+        Stack.Reply bad = Stack.send("POST", "/kv/batch", "{\"puts\":[{\"key\":" + js(c) + ",\"value\":\"1\"},"
+                + "{\"key\":\"\",\"value\":\"2\"}]}");
+        assertThat(bad.status()).as("%s", bad).isEqualTo(400);
+        assertThat(bad.json().get("message").getAsString()).startsWith("puts[1]: key must not be empty");
+        assertThat(get("/kv?key=" + q(c)).status()).isEqualTo(404);
+    }
+
+    @Test
     void conditionalPut_conflictIs409WithCurrentVersionInDetails_andIsRecordedRejected() {
         String key = uniqueKey("cas");
         String body = "{\"key\":" + js(key) + ",\"value\":\"v\",\"expectedVersion\":\"0\",\"mode\":\"SYNC\"}";

@@ -11,6 +11,8 @@ import io.kvmesh.api.v1.GetRequest;
 import io.kvmesh.api.v1.GetResponse;
 import io.kvmesh.api.v1.OperationState;
 import io.kvmesh.api.v1.OperationStatus;
+import io.kvmesh.api.v1.PutManyRequest;
+import io.kvmesh.api.v1.PutManyResponse;
 import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.api.v1.PutResponse;
 import io.kvmesh.api.v1.WriteMode;
@@ -67,6 +69,47 @@ class SyncAndConditionalIT {
         assertThat(del.getVersion()).isEqualTo(6);
         assertThat(ReadWriteIT.codeOf(() -> stack.client(0).get(GetRequest.newBuilder().setKey("sync/k").build())))
                 .isEqualTo(Status.Code.NOT_FOUND);
+    }
+
+    @Test
+    void putMany_appliesEachPutOnceInOrder_andARetryWithRequestIdsAppliesNothingTwice() {
+        PutManyRequest.Builder b = PutManyRequest.newBuilder();
+        for (int i = 0; i < 200; i++) {   // 100 keys, each written twice in one call: the second must win
+            b.addPuts(PutRequest.newBuilder().setKey("many/" + (i % 100)).setValue("v" + i).setRequestId("many-" + i));
+        }
+        b.addPuts(PutRequest.newBuilder().setKey("many/sync").setValue("s").setMode(WriteMode.SYNC));
+        PutManyResponse first = stack.client(0).putMany(b.build());
+        assertThat(first.getResultsCount()).isEqualTo(201);
+        assertThat(first.getResults(0).getStatus()).isEqualTo("queued");
+        assertThat(first.getResults(200).getStatus()).isEqualTo("applied");
+        assertThat(first.getResults(200).getVersion()).isEqualTo(1);
+        assertThat(first.getResultsList()).extracting(PutResponse::getOperationId).doesNotHaveDuplicates();
+        PutManyResponse retry = stack.client(1).putMany(PutManyRequest.newBuilder()
+                .addAllPuts(b.getPutsList().subList(0, 200)).build());
+        assertThat(retry.getResultsList()).extracting(PutResponse::getOperationId)
+                .isEqualTo(first.getResultsList().subList(0, 200).stream().map(PutResponse::getOperationId).toList());
+        await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> {
+            for (int k = 0; k < 100; k++) {
+                Entry e = stack.store.find("many/" + k).orElseThrow();
+                assertThat(e.value()).isEqualTo("v" + (k + 100));
+                assertThat(e.version()).as("many/%d written twice in the call, the retry applied nothing", k)
+                        .isEqualTo(2);
+            }
+        });
+    }
+
+    @Test
+    void putMany_withARequestIdHeldByAnotherWrite_queuesNothing() {
+        stack.client(0).put(PutRequest.newBuilder().setKey("many/held").setValue("x").setRequestId("many-held")
+                .setMode(WriteMode.SYNC).build());
+        StatusRuntimeException e = catchThrowableOfType(StatusRuntimeException.class, () -> stack.client(0).putMany(
+                PutManyRequest.newBuilder()
+                        .addPuts(PutRequest.newBuilder().setKey("many/free").setValue("y"))
+                        .addPuts(PutRequest.newBuilder().setKey("many/other").setValue("z").setRequestId("many-held"))
+                        .build()));
+        assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+        // a SYNC write after it, on one of its keys, is applied as the key's first version: nothing else was queued
+        assertThat(syncPut(0, "many/free", "after").getVersion()).isEqualTo(1);
     }
 
     @Test

@@ -50,13 +50,28 @@ public record ConsumerConfig(int prefetch, int applyThreads, int batchSize, Dura
                 env.millis("KVMESH_CACHE_PERMIT_MS", 2_000),
                 env.millis("KVMESH_STARTUP_TIMEOUT_MS", 60_000),
                 env.millis("KVMESH_EXPIRY_SWEEP_MS", 1_000),
-                Duration.ofHours(env.integer("KVMESH_OPLOG_RETENTION_HOURS", 168, 1, 24 * 3650)),
+                oplogRetention(env),
                 PostgresConfig.from(env),
                 RedisConfig.from(env),
                 AmqpConfig.from(env),
                 env.string("KVMESH_CONSUMER_HTTP_BIND", "127.0.0.1"),
                 httpPort,
                 instance(env, httpPort));
+    }
+
+    /**
+     * {@code KVMESH_OPLOG_RETENTION_HOURS} (168), or {@code KVMESH_OPLOG_RETENTION_SECONDS} when set (at least 10: a
+     * short retention for benchmarks and tests, e.g. ghz-bench's scale run).
+     */
+    static Duration oplogRetention(Env env) {
+        int seconds = env.integer("KVMESH_OPLOG_RETENTION_SECONDS", 0, 0, Integer.MAX_VALUE);
+        if (seconds > 0) {
+            if (seconds < 10) {
+                throw new IllegalArgumentException("KVMESH_OPLOG_RETENTION_SECONDS must be at least 10 (got " + seconds + ")");
+            }
+            return Duration.ofSeconds(seconds);
+        }
+        return Duration.ofHours(env.integer("KVMESH_OPLOG_RETENTION_HOURS", 168, 1, 24 * 3650));
     }
 
     /** {@code KVMESH_INSTANCE}, else host:port of the admin endpoint (unique per container or per port). */

@@ -10,6 +10,7 @@ import java.time.Duration;
 import java.util.Map;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 class ConsumerConfigTest {
 
@@ -31,5 +32,16 @@ class ConsumerConfigTest {
                 Duration.ofMillis(1), Duration.ofMillis(1), Duration.ofHours(1), null, null, null, "127.0.0.1", 0, "x");
 
         assertThat(config.retryBackoff()).isEqualTo(Backoff.of(first, last));
+    }
+
+    @Test
+    void oplogRetention_isHours_orSecondsWhenSet_atLeastTen() {
+        assertThat(ConsumerConfig.oplogRetention(new Env(Map.of()))).isEqualTo(Duration.ofHours(168));
+        assertThat(ConsumerConfig.oplogRetention(new Env(Map.of("KVMESH_OPLOG_RETENTION_HOURS", "2"))))
+                .isEqualTo(Duration.ofHours(2));
+        assertThat(ConsumerConfig.oplogRetention(new Env(Map.of("KVMESH_OPLOG_RETENTION_HOURS", "2",
+                "KVMESH_OPLOG_RETENTION_SECONDS", "120")))).isEqualTo(Duration.ofSeconds(120));
+        assertThatThrownBy(() -> ConsumerConfig.oplogRetention(new Env(Map.of("KVMESH_OPLOG_RETENTION_SECONDS", "5"))))
+                .hasMessageContaining("at least 10");
     }
 }

@@ -13,6 +13,7 @@ import io.kvmesh.api.v1.GetOperationRequest;
 import io.kvmesh.api.v1.GetOperationResponse;
 import io.kvmesh.api.v1.GetRequest;
 import io.kvmesh.api.v1.ListRequest;
+import io.kvmesh.api.v1.PutManyRequest;
 import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.api.v1.WatchRequest;
 import io.kvmesh.auth.AuthFailure;
@@ -32,7 +33,7 @@ import java.util.Map;
  * UNAUTHENTICATED (HTTP 401); a request for a key or prefix its token does not grant ends PERMISSION_DENIED (403),
  * before the service sees it. Which permission each request needs:
  * <ul>
- *   <li>Put, Delete: {@code write} on the key;</li>
+ *   <li>Put, Delete: {@code write} on the key; PutMany: {@code write} on every put's key;</li>
  *   <li>Get: {@code read} on the key; List: {@code read} on the whole prefix (a partly granted range is refused,
  *   as etcd does, not filtered);</li>
  *   <li>Watch: {@code watch} on the whole prefix;</li>
@@ -89,6 +90,8 @@ public final class AuthInterceptor implements ServerInterceptor {
         return switch (request) {
             case PutRequest r -> keyRule(principal, Permission.WRITE, r.getKey().isEmpty() && r.hasData()
                     ? r.getData().getKey() : r.getKey());
+            case PutManyRequest r -> r.getPutsList().stream().map(p -> check(principal, p))
+                    .filter(java.util.Objects::nonNull).findFirst().orElse(null);
             case DeleteRequest r -> keyRule(principal, Permission.WRITE, r.getKey());
             case GetRequest r -> keyRule(principal, Permission.READ, r.getKey());
             case ListRequest r -> prefixRule(principal, Permission.READ, r.getPrefix());

@@ -13,6 +13,8 @@ import io.kvmesh.api.v1.GetResponse;
 import io.kvmesh.api.v1.KeyValueGrpc;
 import io.kvmesh.api.v1.ListRequest;
 import io.kvmesh.api.v1.ListResponse;
+import io.kvmesh.api.v1.PutManyRequest;
+import io.kvmesh.api.v1.PutManyResponse;
 import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.api.v1.PutResponse;
 import io.kvmesh.api.v1.WatchRequest;
@@ -23,11 +25,16 @@ import io.kvmesh.core.validate.Validator;
 import io.kvmesh.service.read.ReadPath;
 import io.kvmesh.service.watch.WatchHub;
 import io.kvmesh.service.watch.Watcher;
+import io.kvmesh.service.write.EdgeRequest;
 import io.kvmesh.service.write.WritePath;
 import io.kvmesh.service.write.WriteRequest;
 
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -42,6 +49,8 @@ import java.util.function.Supplier;
 public final class KeyValueService extends KeyValueGrpc.KeyValueImplBase {
     /** Time kept back from the caller's deadline so a SYNC write can still answer "queued" before it passes. */
     private static final long DEADLINE_MARGIN_MILLIS = 100;
+    /** The most puts one PutMany may carry. */
+    static final int MAX_PUTS = 1_000;
 
     private final ReadPath reads;
     private final WritePath writes;
@@ -77,6 +86,16 @@ public final class KeyValueService extends KeyValueGrpc.KeyValueImplBase {
     public void put(PutRequest request, StreamObserver<PutResponse> observer) {
         respond(observer, () -> writes.put(checkPutRequest(request)), o -> PutResponse.newBuilder()
                 .setStatus(o.status()).setOperationId(o.operationId()).setVersion(o.version()).build());
+    }
+
+    @Override
+    public void putMany(PutManyRequest request, StreamObserver<PutManyResponse> observer) {
+        respond(observer, () -> writes.putMany(checkPutManyRequest(request)), outcomes -> {
+            PutManyResponse.Builder b = PutManyResponse.newBuilder();
+            outcomes.forEach(o -> b.addResults(PutResponse.newBuilder().setStatus(o.status())
+                    .setOperationId(o.operationId()).setVersion(o.version())));
+            return b.build();
+        });
     }
 
     @Override
@@ -145,8 +164,43 @@ public final class KeyValueService extends KeyValueGrpc.KeyValueImplBase {
         });
     }
 
-    /** Key and value come either flat ({@code /api}) or inside {@code data} ({@code /kv}); both must agree if both are set. */
+    /**
+     * Every put of a PutMany checked as a Put is, with its index in the message. A put's request id is its own field
+     * only (the call's Idempotency-Key header cannot name each of them), and Envoy's name for the call is told apart
+     * per put, so each gets its own operation id.
+     */
+    private List<WriteRequest> checkPutManyRequest(PutManyRequest request) {
+        int n = request.getPutsCount();
+        if (n < 1 || n > MAX_PUTS) {
+            throw KvException.invalid("puts must hold 1 to " + MAX_PUTS + " puts (got " + n + ")");
+        }
+        EdgeRequest edge = RequestIdInterceptor.edge();
+        Map<String, Integer> ids = new HashMap<>();
+        List<WriteRequest> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            PutRequest put = request.getPuts(i);
+            try {
+                out.add(checkPutRequest(put, put.getRequestId(),
+                        edge == null ? null : new EdgeRequest(edge.id() + "/" + i, edge.startMillis())));
+            } catch (KvException e) {
+                throw new KvException(e.error(), "puts[" + i + "]: " + e.getMessage(), e.details());
+            }
+            Integer first = put.getRequestId().isEmpty() ? null : ids.putIfAbsent(put.getRequestId(), i);
+            if (first != null) {
+                throw KvException.invalid("puts[" + i + "] repeats the request id of puts[" + first + "] ('"
+                        + put.getRequestId() + "'): each put needs its own");
+            }
+        }
+        return out;
+    }
+
     private WriteRequest checkPutRequest(PutRequest request) {
+        return checkPutRequest(request, RequestIdInterceptor.effective(request.getRequestId()),
+                RequestIdInterceptor.edge());
+    }
+
+    /** Key and value come either flat ({@code /api}) or inside {@code data} ({@code /kv}); both must agree if both are set. */
+    private WriteRequest checkPutRequest(PutRequest request, String requestId, EdgeRequest edge) {
         String key = request.getKey();
         String value = request.getValue();
         if (request.hasData()) {
@@ -166,8 +220,7 @@ public final class KeyValueService extends KeyValueGrpc.KeyValueImplBase {
         }
         Duration ttl = request.hasTtl() ? validator.ttl(request.getTtl().getSeconds(), request.getTtl().getNanos()) : null;
         boolean sync = checkMode(request.getMode());
-        return new WriteRequest(key, value, RequestIdInterceptor.effective(request.getRequestId()), expected, ttl,
-                sync, syncWait(), RequestIdInterceptor.edge());
+        return new WriteRequest(key, value, requestId, expected, ttl, sync, syncWait(), edge);
     }
 
     private WriteRequest checkDeleteRequest(DeleteRequest request) {

@@ -13,6 +13,8 @@ import io.kvmesh.service.metrics.ServiceMeters.SyncOutcome;
 
 import java.time.Clock;
 import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -45,11 +47,66 @@ public final class WritePath {
     }
 
     public CompletableFuture<WriteOutcome> put(WriteRequest request) {
+        return write(putOperation(request), request);
+    }
+
+    /**
+     * Many puts, each the write it would be alone, published in the order given (so puts of one key apply in that
+     * order) and only once every one was admitted: a request id held by another write refuses the whole call before
+     * anything is queued. Completes with the outcomes in order, or with the first failure.
+     */
+    public CompletableFuture<List<WriteOutcome>> putMany(List<WriteRequest> requests) {
+        int n = requests.size();
+        List<Operation> ops = new ArrayList<>(n);
+        List<CompletableFuture<ChangeEvent>> applied = new ArrayList<>(n);
+        CompletableFuture<?>[] admitted = new CompletableFuture<?>[n];
+        boolean anySync = false;
+        for (int i = 0; i < n; i++) {
+            WriteRequest r = requests.get(i);
+            Operation op = putOperation(r);
+            ops.add(op);
+            meters.writeAccepted(op.getId());
+            applied.add(r.sync() ? waiters.register(op.getId()) : null);
+            anySync |= r.sync();
+            admitted[i] = requestIds.admit(op);
+        }
+        CompletableFuture<Void> ready = CompletableFuture.allOf(admitted);
+        if (anySync) {
+            ready = ready.thenCompose(v -> eventsReady.get());
+        }
+        CompletableFuture<List<WriteOutcome>> done = ready.thenCompose(v -> {
+            List<CompletableFuture<WriteOutcome>> outcomes = new ArrayList<>(n);
+            for (int i = 0; i < n; i++) {   // publish() is called in order: one key's operations keep their order
+                Operation op = ops.get(i);
+                CompletableFuture<ChangeEvent> event = applied.get(i);
+                WriteRequest r = requests.get(i);
+                CompletableFuture<Void> confirmed = timedPublish(op).whenComplete((x, e) -> {
+                    if (e != null) {
+                        meters.writeFailed(op.getId());
+                    }
+                });
+                outcomes.add(event == null ? confirmed.thenApply(x -> new WriteOutcome(WriteOutcome.QUEUED, op.getId(), 0))
+                        : confirmed.thenCompose(x -> timedWait(event, r)).thenApply(ev -> ev == null
+                                ? new WriteOutcome(WriteOutcome.QUEUED, op.getId(), 0) : outcome(ev)));
+            }
+            return CompletableFuture.allOf(outcomes.toArray(CompletableFuture<?>[]::new))
+                    .thenApply(x -> outcomes.stream().map(CompletableFuture::join).toList());
+        });
+        return done.whenComplete((r, e) -> {
+            for (int i = 0; i < n; i++) {
+                if (applied.get(i) != null) {
+                    waiters.forget(ops.get(i).getId(), applied.get(i));
+                }
+            }
+        });
+    }
+
+    private Operation putOperation(WriteRequest request) {
         Operation.Builder op = base(request).setKind(Operation.Kind.PUT).setValue(request.value());
         if (request.ttl() != null && !request.ttl().isZero()) {
             op.setTtlMillis(request.ttl().toMillis());
         }
-        return write(identify(op, request), request);
+        return identify(op, request);
     }
 
     public CompletableFuture<WriteOutcome> delete(WriteRequest request) {

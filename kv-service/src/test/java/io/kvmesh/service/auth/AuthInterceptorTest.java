@@ -24,6 +24,8 @@ import io.kvmesh.api.v1.KeyValueInput;
 import io.kvmesh.api.v1.ListRequest;
 import io.kvmesh.api.v1.ListResponse;
 import io.kvmesh.api.v1.OperationStatus;
+import io.kvmesh.api.v1.PutManyRequest;
+import io.kvmesh.api.v1.PutManyResponse;
 import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.api.v1.PutResponse;
 import io.kvmesh.api.v1.WatchRequest;
@@ -126,6 +128,9 @@ class AuthInterceptorTest {
             "app1/ | rw    | put app2/x        | PERMISSION_DENIED",
             "app1/ | rw    | putdata app1/x    | OK",
             "app1/ | rw    | putdata app2/x    | PERMISSION_DENIED",
+            "app1/ | rw    | many app1/x       | OK",
+            "app1/ | rw    | many app2/x       | PERMISSION_DENIED",
+            "app1/ | read  | many app1/x       | PERMISSION_DENIED",
             "app1/ | read  | put app1/x        | PERMISSION_DENIED",
             "app1/ | read  | delete app1/x     | PERMISSION_DENIED",
             "app1/ | write | delete app1/x     | OK",
@@ -149,6 +154,9 @@ class AuthInterceptorTest {
             case "put" -> k -> () -> stub.put(PutRequest.newBuilder().setKey(k).setValue("v").build());
             case "putdata" -> k -> () -> stub.put(PutRequest.newBuilder()
                     .setData(KeyValueInput.newBuilder().setKey(k).setValue("v")).build());
+            case "many" -> k -> () -> stub.putMany(PutManyRequest.newBuilder()   // a granted put first, then k
+                    .addPuts(PutRequest.newBuilder().setKey("app1/ok").setValue("v"))
+                    .addPuts(PutRequest.newBuilder().setData(KeyValueInput.newBuilder().setKey(k).setValue("v"))).build());
             case "delete" -> k -> () -> stub.delete(DeleteRequest.newBuilder().setKey(k).build());
             case "get" -> k -> () -> stub.get(GetRequest.newBuilder().setKey(k).build());
             case "list" -> k -> () -> stub.list(ListRequest.newBuilder().setPrefix(k).build());
@@ -213,6 +221,13 @@ class AuthInterceptorTest {
         public void put(PutRequest request, StreamObserver<PutResponse> out) {
             reached.add(request);
             out.onNext(PutResponse.newBuilder().setStatus("queued").build());
+            out.onCompleted();
+        }
+
+        @Override
+        public void putMany(PutManyRequest request, StreamObserver<PutManyResponse> out) {
+            reached.add(request);
+            out.onNext(PutManyResponse.getDefaultInstance());
             out.onCompleted();
         }
 

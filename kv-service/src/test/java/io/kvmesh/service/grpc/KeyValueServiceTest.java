@@ -13,6 +13,7 @@ import io.kvmesh.api.v1.GetRequest;
 import io.kvmesh.api.v1.KeyValueGrpc;
 import io.kvmesh.api.v1.KeyValueInput;
 import io.kvmesh.api.v1.ListRequest;
+import io.kvmesh.api.v1.PutManyRequest;
 import io.kvmesh.api.v1.PutRequest;
 import io.kvmesh.core.config.Limits;
 import io.kvmesh.core.validate.Validator;
@@ -65,6 +66,23 @@ class KeyValueServiceTest {
                 .setData(KeyValueInput.newBuilder().setValue("v")).build()), "key must not be empty");
         assertInvalid(() -> stub.put(PutRequest.newBuilder().setKey("a")
                 .setData(KeyValueInput.newBuilder().setKey("b").setValue("v")).build()), "not both");
+    }
+
+    @Test
+    void putMany_refusesTheWholeCall_namingTheFirstBadPut() {
+        PutRequest ok = PutRequest.newBuilder().setKey("k").setValue("v").build();
+        assertInvalid(() -> stub.putMany(PutManyRequest.getDefaultInstance()), "puts must hold 1 to 1000 puts (got 0)");
+        PutManyRequest.Builder tooMany = PutManyRequest.newBuilder();
+        for (int i = 0; i < 1001; i++) {
+            tooMany.addPuts(ok);
+        }
+        assertInvalid(() -> stub.putMany(tooMany.build()), "puts must hold 1 to 1000 puts (got 1001)");
+        assertInvalid(() -> stub.putMany(PutManyRequest.newBuilder().addPuts(ok)
+                .addPuts(PutRequest.newBuilder().setKey("k").setValue("v".repeat(33))).build()),
+                "puts[1]: value is 33 bytes; the limit is 32");
+        assertInvalid(() -> stub.putMany(PutManyRequest.newBuilder().addPuts(ok.toBuilder().setRequestId("r1"))
+                .addPuts(ok.toBuilder().setKey("j").setRequestId("r1")).build()),
+                "puts[1] repeats the request id of puts[0] ('r1')");
     }
 
     @Test
