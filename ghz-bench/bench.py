@@ -1257,8 +1257,14 @@ def run_lever(env, name, out):
     doc["runtime_set_by"] = b.envoy_runtime(lv.get("runtime"))
     b.preload()
     b.main_four()
+    return write_result(doc, b, [b.results[n] for n in LEVER_SCENARIOS if n in b.results], out, t0)
+
+
+def write_result(doc, b, scenarios, out, t0):
+    """The end of a levers or scale run: each process's memory, the scenarios, the seconds taken and the scenarios
+    with no number, written to out; the table printed."""
     doc["memory_end"] = b.memory()
-    doc["scenarios"] = [b.results[n] for n in LEVER_SCENARIOS if n in b.results]
+    doc["scenarios"] = scenarios
     doc["seconds"] = round(time.time() - t0, 1)
     doc["missing"] = [e["name"] for e in doc["scenarios"] if not e.get("median") or not e["median"].get("throughput")]
     with open(out, "w") as f:
@@ -1423,15 +1429,7 @@ class Scale:
         self.phase(label, self.keys, [(" (hot: the first 1,000)", NKEYS), (" (uniform over all)", self.keys)])
         doc["large_after"] = self.sizes()
         doc["sustained_put"] = self.sustained_put()
-        doc["memory_end"] = b.memory()
-        doc["scenarios"] = list(b.results.values())
-        doc["seconds"] = round(time.time() - t0, 1)
-        doc["missing"] = [e["name"] for e in doc["scenarios"] if not e.get("median") or not e["median"].get("throughput")]
-        with open(out, "w") as f:
-            json.dump(doc, f, indent=1)
-        print()
-        print_table(b.results)
-        return doc
+        return write_result(doc, b, list(b.results.values()), out, t0)
 
 
 def main():
