@@ -478,7 +478,11 @@ def report(doc, src, out, img_dir, levers=None):
         t90 = e.get("seconds_to_90pct")
         w(f"{e.get('note', '')}. Steady throughput {n(e['steady'])}/s; 90 % of it reached "
           + (f"**{t90:g} s** after the restart command (goal ≤ 15 s)." if t90 is not None
-             else f"**not within {e['windows'][-1]['end_s']:g} s** of the restart command (goal ≤ 15 s)."))
+             else f"**not within {e['windows'][-1]['end_s']:g} s** of the restart command (goal ≤ 15 s).")
+          + {True: " The restarted process mapped the release's AOT cache (the training run had been restarted and the "
+                   "cache assembled first).",
+             False: " The release's AOT cache was not there yet: the restarted process started without it.",
+             None: ""}[e.get("aot_cache")])
         w("")
         # drawn by plots() below (with matplotlib)
         w(f"![throughput of the restarted replica over time]"
