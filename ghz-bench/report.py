@@ -678,7 +678,12 @@ def scale_section(w, sc, out):
     w(f"**Load.** `{ld['command']}`: {n(s.get('written'))} of {n(keys)} keys ({ld['value_bytes']}-byte values) "
       f"acknowledged durable (broker-confirmed) in {s.get('elapsedSeconds', '?')} s: **{n(ld.get('rate_acked'))} "
       f"keys/s** (goal ≥ 10,000); all applied to PostgreSQL {ld['applied_seconds']} s after the start "
-      f"({n(ld['rate_applied'])} keys/s); {n(s.get('failed'))} failed.")
+      f"({n(ld['rate_applied'])} keys/s); {n(s.get('failed'))} failed."
+      + (f" The scenarios on the large store began {doc['quiet_after_load']['seconds']:.0f} s later, once the load's "
+         "log rows were past the retention and deleted and PostgreSQL was idle."
+         if doc.get("quiet_after_load") else
+         " The scenarios on the large store began right after the load, while PostgreSQL was still deleting its log "
+         "rows (this run predates the wait for a quiet store)."))
     w("")
     w("*keys stored* is the keys loaded for the phase: each REST PUT point adds keys of its own (see the row counts "
       "below). *Cache hit rate* is the share of Gets the replicas answered from Redis (`kvmesh_cache_reads_total`); "
