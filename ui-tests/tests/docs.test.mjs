@@ -26,7 +26,7 @@ test('the committed openapi.json is what scripts/openapi.sh generates from proto
 test('the spec covers every REST route of the proto', () => {
   const routes = Object.entries(committed.paths).flatMap(([p, item]) => Object.keys(item).map((m) => m.toUpperCase() + ' ' + p)).sort();
   assert.deepEqual(routes, ['DELETE /api', 'DELETE /kv', 'GET /api', 'GET /api/all', 'GET /kv', 'GET /kv/all',
-    'GET /kv/operations/{operationId}', 'GET /kv/watch', 'PUT /api', 'PUT /kv']);
+    'GET /kv/operations/{operationId}', 'GET /kv/watch', 'POST /kv/batch', 'PUT /api', 'PUT /kv']);
   assert.equal(committed.definitions.Entry.properties.version.type, 'string', 'int64 travels as a JSON string');
   assert.equal(committed.paths['/kv/watch'].get.responses['200'].schema.$ref, '#/definitions/WatchResponse');
 });
