@@ -249,8 +249,8 @@ start_edge_ceiling() {
   local line
   line=$(grep -m1 'kv-service\.jar' "$STACK_DIR/conf/supervisord.conf")
   jar=$(grep -o '[^ "]*/kv-service\.jar' <<<"$line" | head -1)
-  # (not the AOT wrapper's cache options: that cache is kv-service's class path, not this one's)
-  java_opts=$(grep -o '"-X[^"]*"' <<<"$line" | grep -v 'AOTCache' | tr -d '"' | paste -sd' ')
+  # (not the AOT wrapper's options, which name kv-service's cache and class path, nor the wrapper script's own words)
+  java_opts=$(grep -o '"-X[^"]*"' <<<"$line" | grep -v -e 'AOT' -e '\$' | tr -d '"' | paste -sd' ')
   descriptor=$(sed -n 's/.*proto_descriptor: "\([^"]*\)".*/\1/p' "$STACK_DIR/conf/envoy.yaml" | head -1)
   [ -f "$jar" ] && [ -f "$descriptor" ] || die "edge ceiling: no kv-service.jar or API descriptor in the stack's configuration"
   # shellcheck disable=SC2086
